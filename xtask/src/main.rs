@@ -1,0 +1,29 @@
+//! `cargo xtask`: the project's automation, written in Rust so it runs wherever cargo does.
+//!
+//! Each subcommand lives in its own module and parses its own arguments, so adding one
+//! touches only the dispatch table below.
+
+mod kube;
+
+use anyhow::{Result, bail};
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  kube build        build the cached kube-apiserver, kubectl and etcd test binaries";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (command, rest) = args.split_first().map_or(("", &[][..]), |(c, r)| (c.as_str(), r));
+    match command {
+        "kube" => kube::run(rest),
+        "" | "help" | "--help" | "-h" => {
+            #[expect(clippy::print_stdout, reason = "xtask's usage text is its output")]
+            {
+                println!("{USAGE}");
+            }
+            Ok(())
+        }
+        other => bail!("unknown xtask command `{other}`\n\n{USAGE}"),
+    }
+}
