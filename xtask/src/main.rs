@@ -3,6 +3,7 @@
 //! Each subcommand lives in its own module and parses its own arguments, so adding one
 //! touches only the dispatch table below.
 
+mod bench;
 mod kube;
 
 use anyhow::{Result, bail};
@@ -10,12 +11,14 @@ use anyhow::{Result, bail};
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
+  bench <name>      run a benchmark (`cargo xtask bench` lists them)
   kube build        build the cached kube-apiserver, kubectl and etcd test binaries";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (command, rest) = args.split_first().map_or(("", &[][..]), |(c, r)| (c.as_str(), r));
     match command {
+        "bench" => bench::run(rest),
         "kube" => kube::run(rest),
         "" | "help" | "--help" | "-h" => {
             #[expect(clippy::print_stdout, reason = "xtask's usage text is its output")]

@@ -1,0 +1,37 @@
+//! `cargo xtask bench <name>`: runs one of the project's benchmarks in release mode.
+//!
+//! Each benchmark is a `harness = false` bench target in the crate it measures, so xtask
+//! stays free of the heavy crates; it prints its figures and ratios side by side itself.
+
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+/// (name, package, bench target, what it measures)
+const BENCHES: &[(&str, &str, &str, &str)] = &[];
+
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    let Some((name, rest)) = args.split_first() else {
+        bail!("usage: cargo xtask bench <name>\n\n{}", list());
+    };
+    let Some((_, package, target, _)) = BENCHES.iter().find(|(n, ..)| n == name) else {
+        bail!("unknown benchmark `{name}`\n\n{}", list());
+    };
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+        .args(["bench", "--package", package, "--bench", target, "--"])
+        .args(rest)
+        .status()
+        .context("failed to run `cargo bench`")?;
+    if !status.success() {
+        bail!("benchmark `{name}` failed ({status})");
+    }
+    Ok(())
+}
+
+fn list() -> String {
+    let mut out = String::from("benchmarks:");
+    for (name, _, _, about) in BENCHES {
+        out.push_str(&format!("\n  {name:<10} {about}"));
+    }
+    out
+}
