@@ -8,7 +8,9 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 /// (name, package, bench target, what it measures)
-const BENCHES: &[(&str, &str, &str, &str)] = &[];
+const BENCHES: &[(&str, &str, &str, &str)] = &[
+    ("binary", "kubectl-fluxbootstrap", "binary", "dist binary size; `kubectl fluxbootstrap --help` vs `kubectl version --client`"),
+];
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
     let Some((name, rest)) = args.split_first() else {

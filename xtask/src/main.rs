@@ -4,6 +4,7 @@
 //! touches only the dispatch table below.
 
 mod bench;
+mod dist;
 mod kube;
 
 use anyhow::{Result, bail};
@@ -12,6 +13,8 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   bench <name>      run a benchmark (`cargo xtask bench` lists them)
+  dist              build the release archive(s) and render the krew manifests
+  krew build        build the cached krew and validate-krew-manifest test binaries
   kube build        build the cached kube-apiserver, kubectl and etcd test binaries";
 
 fn main() -> Result<()> {
@@ -19,6 +22,8 @@ fn main() -> Result<()> {
     let (command, rest) = args.split_first().map_or(("", &[][..]), |(c, r)| (c.as_str(), r));
     match command {
         "bench" => bench::run(rest),
+        "dist" => dist::run(rest),
+        "krew" => dist::krew::run(rest),
         "kube" => kube::run(rest),
         "" | "help" | "--help" | "-h" => {
             #[expect(clippy::print_stdout, reason = "xtask's usage text is its output")]

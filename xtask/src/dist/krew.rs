@@ -1,0 +1,163 @@
+//! `cargo xtask krew build`: builds krew and `validate-krew-manifest` from the Go module proxy.
+//!
+//! The krew install test (`tests/tests/it/krew.rs`) installs the release archive with the real
+//! krew and runs krew-index's own validator on the rendered manifest. GitHub downloads are not
+//! available, so both are compiled from the wrapper module `xtask/go/krew` (which pins
+//! `sigs.k8s.io/krew` through `tool` directives) into a cache directory outside the
+//! repository, keyed by the krew version and a hash of its `go.sum`, like the kube binaries.
+//! The krew binary is installed as `kubectl-krew` so `kubectl krew` finds it on `PATH`. Its
+//! version is deliberately not stamped: krew treats an unstamped build as a development build
+//! and never checks GitHub for upgrades, so it stays on loopback even where
+//! `KREW_NO_UPGRADE_CHECK` is not passed down (the validator drops it from the environment).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail, ensure};
+use sha2::{Digest, Sha256};
+
+const USAGE: &str = "usage: cargo xtask krew build [--print-dir]
+       cargo xtask krew dir
+
+  build        build `kubectl-krew` and `validate-krew-manifest` into the cache unless present
+               (progress on stderr); with --print-dir, print the directory on stdout
+  dir          print the cache directory without building
+
+The directory is ~/.cache/kubectl-fluxbootstrap/krew/<krew version>-<go.sum hash>/
+(XDG_CACHE_HOME is respected; FLUXBOOTSTRAP_KREW_BIN_DIR overrides it).";
+
+/// (installed file name, Go package).
+const BINARIES: &[(&str, &str)] = &[
+    ("kubectl-krew", "sigs.k8s.io/krew/cmd/krew"),
+    (
+        "validate-krew-manifest",
+        "sigs.k8s.io/krew/cmd/validate-krew-manifest",
+    ),
+];
+
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["build"] => build(false),
+        ["build", "--print-dir"] | ["--print-dir", "build"] => build(true),
+        ["dir"] => {
+            print_dir(&bin_dir()?);
+            Ok(())
+        }
+        _ => bail!("{USAGE}"),
+    }
+}
+
+fn module_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("go/krew")
+}
+
+/// The krew version the wrapper module requires, e.g. `v0.5.0`.
+fn krew_version() -> Result<String> {
+    let go_mod = module_dir().join("go.mod");
+    let text = std::fs::read_to_string(&go_mod)
+        .with_context(|| format!("failed to read `{}`", go_mod.display()))?;
+    text.lines()
+        .map(str::trim)
+        .map(|line| line.strip_prefix("require ").unwrap_or(line))
+        .find_map(|line| line.strip_prefix("sigs.k8s.io/krew "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_owned)
+        .with_context(|| format!("`{}` does not require `sigs.k8s.io/krew`", go_mod.display()))
+}
+
+fn bin_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("FLUXBOOTSTRAP_KREW_BIN_DIR").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    let go_sum = module_dir().join("go.sum");
+    let sum =
+        std::fs::read(&go_sum).with_context(|| format!("failed to read `{}`", go_sum.display()))?;
+    let hash = Sha256::digest(sum)[..6]
+        .iter()
+        .fold(String::new(), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        });
+    let cache = match std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").context("`HOME` is not set")?).join(".cache")
+        }
+    };
+    Ok(cache.join(format!(
+        "kubectl-fluxbootstrap/krew/{}-{hash}",
+        krew_version()?
+    )))
+}
+
+#[expect(
+    clippy::print_stdout,
+    reason = "the directory is this command's output"
+)]
+fn print_dir(dir: &Path) {
+    println!("{}", dir.display());
+}
+
+#[expect(clippy::print_stderr, reason = "xtask reports its progress on stderr")]
+fn progress(message: &str) {
+    eprintln!("xtask krew: {message}");
+}
+
+fn build(print: bool) -> Result<()> {
+    let dir = bin_dir()?;
+    let version = krew_version()?;
+    let missing: Vec<_> = BINARIES
+        .iter()
+        .filter(|(name, _)| !dir.join(name).is_file())
+        .collect();
+    if missing.is_empty() {
+        progress(&format!(
+            "krew {version} is up to date in `{}`",
+            dir.display()
+        ));
+    } else {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("failed to create `{}`", dir.display()))?;
+        let tmp = dir.join(format!(".tmp-{}", std::process::id()));
+        std::fs::create_dir_all(&tmp)
+            .with_context(|| format!("failed to create `{}`", tmp.display()))?;
+        let result = build_into(&dir, &tmp, &version, &missing);
+        let _ = std::fs::remove_dir_all(&tmp);
+        result?;
+    }
+    if print {
+        print_dir(&dir);
+    }
+    Ok(())
+}
+
+fn build_into(dir: &Path, tmp: &Path, version: &str, missing: &[&(&str, &str)]) -> Result<()> {
+    progress(&format!(
+        "building krew {version} from the Go module proxy (about a minute cold)"
+    ));
+    let started = Instant::now();
+    let status = Command::new("go")
+        .current_dir(module_dir())
+        .env("GOTOOLCHAIN", "local")
+        .env("CGO_ENABLED", "0")
+        .args(["build", "-trimpath", "-ldflags", "-s -w", "-o"])
+        // A trailing slash makes `go build` write one binary per package into the directory.
+        .arg(format!("{}/", tmp.display()))
+        .args(missing.iter().map(|(_, package)| *package))
+        .status()
+        .context("failed to run `go`; install Go 1.25 or newer")?;
+    ensure!(status.success(), "`go build` of krew failed ({status})");
+    progress(&format!("built krew in {:.0?}", started.elapsed()));
+    for (name, package) in missing {
+        let built = package.rsplit('/').next().unwrap_or(package);
+        let (from, to) = (tmp.join(built), dir.join(name));
+        std::fs::rename(&from, &to).with_context(|| {
+            format!("failed to move `{}` to `{}`", from.display(), to.display())
+        })?;
+        progress(&format!("installed `{}`", to.display()));
+    }
+    Ok(())
+}
