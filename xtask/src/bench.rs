@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 /// (name, package, bench target, what it measures)
 const BENCHES: &[(&str, &str, &str, &str)] = &[
     ("binary", "kubectl-fluxbootstrap", "binary", "dist binary size; `kubectl fluxbootstrap --help` vs `kubectl version --client`"),
+    ("keygen", "fluxbootstrap-auth", "keygen", "RSA-4096 key generation (OpenSSL) vs `ssh-keygen -t rsa -b 4096`, median of 7"),
 ];
 
 pub(crate) fn run(args: &[String]) -> Result<()> {

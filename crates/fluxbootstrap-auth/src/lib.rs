@@ -4,6 +4,11 @@
 //! [`SecretString`] or [`SecretBytes`], whose `Debug` prints `[redacted]` and which
 //! implement no `Display`, so a secret cannot end up in a log line or an error by accident.
 //!
+//! Besides the secret types this crate finds the credentials a bootstrap needs: the PAT
+//! (flag, `GIT_PASSWORD`, piped stdin or a masked prompt, in flux's order), an Entra ID
+//! token from the Azure CLI, SSH key pairs (generated with OpenSSL or loaded from a file)
+//! and SSH host keys (scanned, and pinned for `ssh.dev.azure.com`).
+//!
 //! ```
 //! use fluxbootstrap_auth::SecretString;
 //! let pat = SecretString::new("s3cr3t".to_owned());
@@ -11,6 +16,25 @@
 //! assert_eq!(pat.expose_secret(), "s3cr3t");
 //! ```
 
+mod azure_cli;
+mod error;
+mod known_hosts;
+mod pat;
 mod secret;
+mod ssh_key;
 
+pub use azure_cli::{
+    AZURE_DEVOPS_RESOURCE, EntraToken, azure_cli_token, azure_cli_token_with_path,
+};
+pub use error::AuthError;
+pub use known_hosts::{
+    AZURE_DEVOPS_HOST_KEY, AZURE_DEVOPS_HOST_KEY_SHA256, AZURE_DEVOPS_LEGACY_SSH_HOST,
+    AZURE_DEVOPS_SSH_HOST, HostKeyError, ScannedHostKey, is_azure_devops_ssh_host,
+    known_hosts_fingerprint, known_hosts_host, pinned_known_hosts, scan_host_key,
+};
+pub use pat::{PatSource, prompt_masked, resolve_pat};
 pub use secret::{SecretBytes, SecretString};
+pub use ssh_key::{
+    EcdsaCurve, KeyAlgorithm, KeyError, SshKeyPair, generate, generate_ecdsa, generate_ed25519,
+    generate_rsa, load_private_key, write_private_file,
+};

@@ -1,0 +1,174 @@
+//! Errors of the Azure DevOps REST client ([`AzdoError`]), with hints keyed on the
+//! `TFnnnnnn` codes Azure DevOps returns.
+
+use std::fmt;
+
+/// Which credential the client sent, so hints can say what to fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialKind {
+    /// A PAT over Basic auth.
+    Pat,
+    /// An Entra ID token over Bearer auth.
+    Bearer,
+}
+
+/// The REST call that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// `GET _apis/connectionData`.
+    ConnectionData,
+    /// `GET _apis/projects/{project}`.
+    GetProject,
+    /// `GET _apis/git/repositories/{repo}`.
+    GetRepository,
+    /// `POST _apis/git/repositories`.
+    CreateRepository,
+    /// `GET _apis/git/repositories/{repo}/refs`.
+    ListRefs,
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::ConnectionData => "validate the credentials",
+            Self::GetProject => "read the project",
+            Self::GetRepository => "read the repository",
+            Self::CreateRepository => "create the repository",
+            Self::ListRefs => "list the branches",
+        })
+    }
+}
+
+/// A failed Azure DevOps REST call.
+#[derive(Debug, thiserror::Error)]
+pub enum AzdoError {
+    /// The HTTP client could not be set up (TLS roots, CA file).
+    #[error("failed to set up the HTTPS client")]
+    Client {
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The CA PEM has no certificate in it.
+    #[error("the CA file contains no PEM certificate")]
+    EmptyCa,
+    /// Connecting or reading failed.
+    #[error("failed to {operation} at `{url}`")]
+    Http {
+        /// The call.
+        operation: Operation,
+        /// The request URL.
+        url: String,
+        /// reqwest's error (it never holds the Authorization header).
+        #[source]
+        source: reqwest::Error,
+    },
+    /// 401, or 203 with a sign-in page.
+    #[error("Azure DevOps rejected the credentials ({operation}): {message}")]
+    Unauthorized {
+        /// The call.
+        operation: Operation,
+        /// Organization or collection.
+        org: String,
+        /// The credential sent.
+        credential: CredentialKind,
+        /// The server's message.
+        message: String,
+    },
+    /// 403.
+    #[error("permission denied to {operation}: {message}")]
+    Forbidden {
+        /// The call.
+        operation: Operation,
+        /// The credential sent.
+        credential: CredentialKind,
+        /// The server's message.
+        message: String,
+    },
+    /// TF200016.
+    #[error("project `{project}` does not exist in `{org}`")]
+    ProjectNotFound {
+        /// Organization or collection.
+        org: String,
+        /// Project.
+        project: String,
+    },
+    /// TF401019 where the repository must exist.
+    #[error(
+        "repository `{repo}` does not exist in project `{project}` or the credentials cannot read it"
+    )]
+    RepositoryNotFound {
+        /// Project.
+        project: String,
+        /// Repository.
+        repo: String,
+    },
+    /// TF400948.
+    #[error("repository `{repo}` already exists in project `{project}`")]
+    RepositoryExists {
+        /// Project.
+        project: String,
+        /// Repository.
+        repo: String,
+    },
+    /// Any other non-success status.
+    #[error("failed to {operation}: HTTP {status}: {message}")]
+    Api {
+        /// The call.
+        operation: Operation,
+        /// HTTP status code.
+        status: u16,
+        /// The server's message (or the start of the body).
+        message: String,
+    },
+    /// A success response whose body is not what the API documents.
+    #[error("unexpected response to {operation} from `{url}`")]
+    Decode {
+        /// The call.
+        operation: Operation,
+        /// The request URL.
+        url: String,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl AzdoError {
+    /// User-actionable advice for this error.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::Unauthorized { credential: CredentialKind::Pat, org, .. } => Some(format!(
+                "the PAT is invalid, expired or revoked, or not valid for organization `{org}`: create one with the scope Code (Read & write) under User settings > Personal access tokens"
+            )),
+            Self::Unauthorized { credential: CredentialKind::Bearer, org, .. } => Some(format!(
+                "the Entra ID token was rejected: run `az login` for the tenant of organization `{org}` and make sure your identity is a member of it"
+            )),
+            Self::Forbidden { operation: Operation::CreateRepository, credential, .. } => Some(match credential {
+                CredentialKind::Pat => "creating a repository needs a PAT with the scope Code (Read, write & manage) and the Create repository permission in the project; or create it in the web UI".to_owned(),
+                CredentialKind::Bearer => "creating a repository needs the Create repository permission in the project; or create it in the web UI".to_owned(),
+            }),
+            Self::Forbidden { operation: Operation::GetProject, .. } => Some(
+                "reading project details needs the PAT scope Project and Team (Read); the bootstrap itself only needs Code (Read & write)".to_owned(),
+            ),
+            Self::Forbidden { credential: CredentialKind::Pat, .. } => {
+                Some("the PAT needs the scope Code (Read & write) and Contribute permission on the repository".to_owned())
+            }
+            Self::Forbidden { credential: CredentialKind::Bearer, .. } => {
+                Some("your identity needs Contribute permission on the repository (e.g. the project's Contributors group)".to_owned())
+            }
+            Self::ProjectNotFound { .. } => {
+                Some("check the project name in the URL; projects are created in the Azure DevOps web UI".to_owned())
+            }
+            Self::RepositoryNotFound { .. } => {
+                Some("check the repository name in the URL, or let the bootstrap create it".to_owned())
+            }
+            Self::RepositoryExists { .. } => Some("use the existing repository or choose another name".to_owned()),
+            Self::Http { .. } => Some(
+                "check the URL and your network; for Azure DevOps Server with a private CA pass `--ca-file`".to_owned(),
+            ),
+            Self::EmptyCa => Some("pass a PEM file with `-----BEGIN CERTIFICATE-----` blocks".to_owned()),
+            Self::Client { .. } | Self::Api { .. } | Self::Decode { .. } => None,
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Azure DevOps knowledge: which URLs name a repository, and the REST calls a bootstrap needs.
+//!
+//! [`RepoUrl::parse`] accepts every clone-URL form Azure DevOps and Azure DevOps Server hand
+//! out (HTTPS, SSH, scp-like, legacy `visualstudio.com`, `_optimized`/`_full`, the
+//! project-equals-repo shorthand) and renders canonical HTTPS, SSH and REST base URLs.
+//! [`RestClient`] gets projects and repositories, creates repositories, lists refs and
+//! validates a credential, mapping Azure DevOps' `TFnnnnnn` errors to [`AzdoError`]s with hints.
+//!
+//! ```
+//! use fluxbootstrap_azdo::RepoUrl;
+//! let url = RepoUrl::parse("git@ssh.dev.azure.com:v3/fabrikam/My%20Project/fleet").unwrap();
+//! assert_eq!(url.https_url(), "https://dev.azure.com/fabrikam/My%20Project/_git/fleet");
+//! ```
+
+mod error;
+mod rest;
+mod url;
+
+pub use crate::error::{AzdoError, CredentialKind, Operation};
+pub use crate::rest::{ConnectionData, GitRef, Project, Repository, RestAuth, RestClient};
+pub use crate::url::{EXPECTED_FORMS, HostKind, RepoUrl, UrlError};
