@@ -1,0 +1,330 @@
+//! The one error type of the crate, with user-actionable hints.
+//!
+//! URLs in here are always the sanitized form (no user-info), and no variant holds a
+//! credential, so errors can be printed as they are.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Why a git operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GitError {
+    /// The remote URL is not an HTTPS, SSH, scp-like or local URL.
+    #[error("Invalid git remote URL `{url}`")]
+    InvalidUrl {
+        /// The URL, with any user-info removed.
+        url: String,
+    },
+    /// `--ca-file` could not be read.
+    #[error("Failed to read the CA file `{}`", path.display())]
+    ReadCaFile {
+        /// The CA file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `--ca-file` holds no PEM certificate.
+    #[error("The CA file `{}` contains no PEM certificate", path.display())]
+    InvalidCaFile {
+        /// The CA file.
+        path: PathBuf,
+    },
+    /// The HTTPS server certificate is not trusted.
+    #[error("The TLS certificate of `{url}` is not trusted{}", detail.as_ref().map(|d| format!(" (CA file check: {d})")).unwrap_or_default())]
+    CertificateNotTrusted {
+        /// The remote URL.
+        url: String,
+        /// The CA file that was tried, if any.
+        ca_file: Option<PathBuf>,
+        /// OpenSSL's verdict against the CA file, if one was given.
+        detail: Option<String>,
+        /// libgit2's error.
+        #[source]
+        source: git2::Error,
+    },
+    /// The SSH server presented a key that `known_hosts` does not list for it.
+    #[error(
+        "The SSH host key of `{host}` does not match known_hosts (the server presented {fingerprint})"
+    )]
+    HostKeyMismatch {
+        /// `host` or `[host]:port`.
+        host: String,
+        /// SHA256 fingerprint of the presented key.
+        fingerprint: String,
+    },
+    /// `known_hosts` has no line for the SSH server.
+    #[error("known_hosts has no entry for `{host}` (the server presented {fingerprint})")]
+    UnknownHost {
+        /// `host` or `[host]:port`.
+        host: String,
+        /// SHA256 fingerprint of the presented key.
+        fingerprint: String,
+    },
+    /// HTTPS basic authentication with a PAT was rejected (HTTP 401).
+    #[error("Azure DevOps rejected the personal access token for `{url}` (HTTP 401)")]
+    PatRejected {
+        /// The remote URL.
+        url: String,
+        /// The organisation, when the URL tells it.
+        org: Option<String>,
+    },
+    /// The bearer token was rejected (HTTP 401).
+    #[error("Azure DevOps rejected the bearer token for `{url}` (HTTP 401)")]
+    TokenRejected {
+        /// The remote URL.
+        url: String,
+    },
+    /// The server asked for credentials and none were configured.
+    #[error("`{url}` requires authentication")]
+    AuthenticationRequired {
+        /// The remote URL.
+        url: String,
+    },
+    /// The credentials are valid but lack permission (HTTP 403).
+    #[error("Access to `{url}` was denied (HTTP 403)")]
+    PermissionDenied {
+        /// The remote URL.
+        url: String,
+    },
+    /// The repository does not exist or the credentials cannot see it (HTTP 404).
+    #[error("Repository `{url}` was not found (HTTP 404)")]
+    RepositoryNotFound {
+        /// The remote URL.
+        url: String,
+    },
+    /// The SSH server did not accept the key.
+    #[error("SSH public-key authentication as `{username}` to `{url}` failed")]
+    SshAuthenticationFailed {
+        /// The remote URL.
+        url: String,
+        /// The SSH user name.
+        username: String,
+        /// The organisation, when the URL tells it.
+        org: Option<String>,
+    },
+    /// libssh2 could not load the private key (wrong passphrase or format).
+    #[error("The SSH private key for `{url}` could not be loaded")]
+    SshKeyUnusable {
+        /// The remote URL.
+        url: String,
+        /// libgit2's error.
+        #[source]
+        source: git2::Error,
+    },
+    /// The server did not answer in time.
+    #[error("Timed out after {}s talking to `{url}`", timeout.as_secs_f32())]
+    Timeout {
+        /// The remote URL.
+        url: String,
+        /// The configured connect/IO timeout.
+        timeout: Duration,
+        /// libgit2's error.
+        #[source]
+        source: git2::Error,
+    },
+    /// Any other failure talking to the remote.
+    #[error("Failed to {operation} `{url}`")]
+    Transport {
+        /// What was being done (`clone`, `fetch from`, `push to`, `list refs of`).
+        operation: &'static str,
+        /// The remote URL.
+        url: String,
+        /// libgit2's error.
+        #[source]
+        source: git2::Error,
+    },
+    /// The branch does not exist in a non-empty repository.
+    #[error("Branch `{branch}` does not exist in `{url}`")]
+    BranchNotFound {
+        /// The remote URL.
+        url: String,
+        /// The missing branch.
+        branch: String,
+        /// The remote's default branch (its `HEAD`), if it has one.
+        default_branch: Option<String>,
+    },
+    /// The branch name is not a valid git ref name.
+    #[error("Invalid branch name `{branch}`")]
+    InvalidBranch {
+        /// The branch name.
+        branch: String,
+    },
+    /// The server refused the ref update for a reason other than a concurrent push.
+    #[error("`{url}` rejected the push to `{branch}`: {reason}")]
+    PushRejected {
+        /// The remote URL.
+        url: String,
+        /// The branch.
+        branch: String,
+        /// The server's status message.
+        reason: String,
+    },
+    /// Concurrent pushes kept winning the race.
+    #[error("Pushing to `{branch}` of `{url}` still conflicted after {attempts} attempts")]
+    PushConflict {
+        /// The remote URL.
+        url: String,
+        /// The branch.
+        branch: String,
+        /// How many pushes were tried.
+        attempts: u32,
+    },
+    /// A file path to write is absolute, escapes the repository or touches `.git`.
+    #[error("Invalid repository path `{path}`")]
+    InvalidRepoPath {
+        /// The offending path.
+        path: String,
+    },
+    /// The commit author contains characters git cannot store.
+    #[error("Invalid commit author `{name}` <{email}>")]
+    InvalidAuthor {
+        /// Author name.
+        name: String,
+        /// Author e-mail.
+        email: String,
+    },
+    /// A local repository operation failed.
+    #[error("Failed to {operation} in the local checkout")]
+    Local {
+        /// What was being done.
+        operation: &'static str,
+        /// libgit2's error.
+        #[source]
+        source: git2::Error,
+    },
+    /// Reading or writing a file of the checkout failed.
+    #[error("Failed to access `{}`", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The private temporary directory could not be created.
+    #[error("Failed to create a temporary directory for the checkout")]
+    TempDir {
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl GitError {
+    /// Advice the user can act on, if there is any.
+    pub fn hint(&self) -> Option<String> {
+        let org_or_placeholder =
+            |org: &Option<String>| org.clone().unwrap_or_else(|| "{org}".to_owned());
+        Some(match self {
+            GitError::InvalidUrl { .. } => "use the repository's HTTPS clone URL \
+                (`https://dev.azure.com/{org}/{project}/_git/{repo}`) or SSH URL \
+                (`ssh://git@ssh.dev.azure.com/v3/{org}/{project}/{repo}`)"
+                .to_owned(),
+            GitError::InvalidCaFile { .. } => {
+                "the CA file must contain PEM certificates (`-----BEGIN CERTIFICATE-----`)".to_owned()
+            }
+            GitError::CertificateNotTrusted { ca_file: None, .. } => {
+                "pass `--ca-file` with the CA certificate that signed the server certificate"
+                    .to_owned()
+            }
+            GitError::CertificateNotTrusted {
+                ca_file: Some(path),
+                ..
+            } => format!(
+                "check that `{}` holds the CA (and any intermediate CAs) that signed the server certificate",
+                path.display()
+            ),
+            GitError::HostKeyMismatch { .. } => "the server's host key is not the one in known_hosts: \
+                the key changed or the connection is intercepted. Compare the fingerprint with the one \
+                shown on the SSH public keys settings page before changing known_hosts"
+                .to_owned(),
+            GitError::UnknownHost { host, .. } => format!(
+                "add a known_hosts line for `{host}` (for example from `ssh-keyscan`) after checking its fingerprint"
+            ),
+            GitError::PatRejected { org, .. } => format!(
+                "the PAT is invalid, expired or revoked; create a new one with the Code (Read & write) \
+                 scope at https://dev.azure.com/{}/_usersSettings/tokens",
+                org_or_placeholder(org)
+            ),
+            GitError::TokenRejected { .. } => "the Entra token is expired, issued by another tenant, or its \
+                identity is not a member of the organisation; get a fresh one with \
+                `az account get-access-token --resource 499b84ac-1321-427f-aa17-267ca6975798`"
+                .to_owned(),
+            GitError::AuthenticationRequired { .. } => {
+                "pass a personal access token, or use an SSH URL with a private key".to_owned()
+            }
+            GitError::PermissionDenied { .. } => "the PAT lacks the Code (Read & write) scope, or its user \
+                lacks the Contribute permission on the repository"
+                .to_owned(),
+            GitError::RepositoryNotFound { .. } => "check the organisation, project and repository names, \
+                and that the credentials' user can read the repository"
+                .to_owned(),
+            GitError::SshAuthenticationFailed { org, .. } => format!(
+                "add the public key to the user's SSH public keys at \
+                 https://dev.azure.com/{}/_usersSettings/keys (Azure DevOps accepts only RSA keys, \
+                 and keys expire after a year)",
+                org_or_placeholder(org)
+            ),
+            GitError::SshKeyUnusable { .. } => {
+                "check the passphrase, and that the key is an RSA private key in OpenSSH or PEM format"
+                    .to_owned()
+            }
+            GitError::Timeout { .. } => {
+                "check the URL, the network and any proxy (`HTTPS_PROXY`), or raise the timeout"
+                    .to_owned()
+            }
+            GitError::BranchNotFound {
+                branch,
+                default_branch: Some(default),
+                ..
+            } => format!(
+                "the repository's default branch is `{default}`: pass `--branch {default}`, \
+                 or `--create-branch` to create `{branch}` from it"
+            ),
+            GitError::BranchNotFound {
+                default_branch: None,
+                ..
+            } => "the repository has no default branch; push a first commit or pick an existing branch"
+                .to_owned(),
+            GitError::PushRejected { branch, .. } => format!(
+                "check the branch policies of `{branch}`: a branch that requires pull requests \
+                 rejects direct pushes"
+            ),
+            GitError::PushConflict { branch, .. } => {
+                format!("another client keeps pushing to `{branch}`; run the command again")
+            }
+            GitError::InvalidAuthor { .. } => {
+                "author names and e-mails must not contain `<`, `>` or line breaks".to_owned()
+            }
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_name_the_settings_pages() {
+        let err = GitError::SshAuthenticationFailed {
+            url: "ssh://git@ssh.dev.azure.com/v3/contoso/p/r".to_owned(),
+            username: "git".to_owned(),
+            org: Some("contoso".to_owned()),
+        };
+        assert!(
+            err.hint()
+                .unwrap()
+                .contains("https://dev.azure.com/contoso/_usersSettings/keys")
+        );
+        let err = GitError::BranchNotFound {
+            url: "u".to_owned(),
+            branch: "flux".to_owned(),
+            default_branch: Some("main".to_owned()),
+        };
+        assert_eq!(err.to_string(), "Branch `flux` does not exist in `u`");
+        assert!(err.hint().unwrap().contains("`--branch main`"));
+    }
+}

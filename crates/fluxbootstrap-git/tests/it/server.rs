@@ -1,0 +1,1 @@
+//! Against the harness git server.
