@@ -5,3 +5,7 @@
 //! an Azure-DevOps-shaped git server (HTTPS smart HTTP through `git http-backend`, the
 //! REST subset, OpenSSH `sshd`), a GitHub-releases-shaped download server, and fake Flux
 //! controllers that make readiness waits behave like a real cluster.
+
+mod git_server;
+
+pub use git_server::{GitServer, Repo};

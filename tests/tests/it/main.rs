@@ -1,0 +1,3 @@
+//! Integration tests of the test harness itself, against the real components it starts.
+
+mod git_server;
