@@ -248,7 +248,13 @@ impl<'r> Session<'r> {
                 source,
             };
         }
-        if source.code() == git2::ErrorCode::Timeout || message.contains("timed out") {
+        // libgit2 reports its own timeouts as `GIT_TIMEOUT`, but inside TLS the socket's
+        // receive timeout surfaces as OpenSSL seeing `EAGAIN`.
+        if source.code() == git2::ErrorCode::Timeout
+            || message.contains("timed out")
+            || message.contains("Timed out")
+            || message.contains("Resource temporarily unavailable")
+        {
             return GitError::Timeout {
                 url,
                 timeout: self.remote.timeout,
