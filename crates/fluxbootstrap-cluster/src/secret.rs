@@ -1,0 +1,111 @@
+//! The Flux source Secret: written with exactly the given keys (stale keys from another auth
+//! mode are removed, unlike flux, whose `stringData` update keeps them) and labelled so
+//! `uninstall` and `rotate` find it. Values only travel in [`SecretBytes`]; nothing here
+//! formats them, and errors name the Secret, never its content.
+
+use std::collections::BTreeMap;
+
+use fluxbootstrap_auth::SecretBytes;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ObjectMeta, PostParams};
+
+use crate::connect::Cluster;
+use crate::error::{ClusterError, is_status};
+use crate::object::Change;
+
+/// Labels put on the Secret: `part-of`/`instance` match the rest of the Flux install.
+pub fn secret_labels(namespace: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/part-of".to_owned(), "flux".to_owned()),
+        (
+            "app.kubernetes.io/instance".to_owned(),
+            namespace.to_owned(),
+        ),
+        (
+            "app.kubernetes.io/managed-by".to_owned(),
+            "kubectl-fluxbootstrap".to_owned(),
+        ),
+    ])
+}
+
+impl Cluster {
+    /// Creates or replaces Secret `namespace/name` so that its data is exactly `data`.
+    pub async fn reconcile_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+        data: BTreeMap<String, SecretBytes>,
+        dry_run: bool,
+    ) -> Result<Change, ClusterError> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let desired: BTreeMap<String, ByteString> = data
+            .iter()
+            .map(|(k, v)| (k.clone(), ByteString(v.expose_secret().to_vec())))
+            .collect();
+        let labels = secret_labels(namespace);
+        let pp = PostParams {
+            dry_run,
+            ..PostParams::default()
+        };
+        let what = |verb: &str| format!("{verb} Secret `{namespace}/{name}`");
+        // One retry covers a concurrent writer changing the resourceVersion under us.
+        let mut retried = false;
+        loop {
+            let live = api.get_opt(name).await.map_err(self.api_err(what("get")))?;
+            let Some(mut live) = live else {
+                let secret = Secret {
+                    metadata: ObjectMeta {
+                        name: Some(name.to_owned()),
+                        namespace: Some(namespace.to_owned()),
+                        labels: Some(labels.clone()),
+                        ..ObjectMeta::default()
+                    },
+                    data: Some(desired),
+                    ..Secret::default()
+                };
+                api.create(&pp, &secret)
+                    .await
+                    .map_err(self.api_err(what("create")))?;
+                return Ok(Change::Created);
+            };
+            let live_labels = live.metadata.labels.get_or_insert_with(BTreeMap::new);
+            let labelled = labels.iter().all(|(k, v)| live_labels.get(k) == Some(v));
+            let same_data = live
+                .data
+                .as_ref()
+                .map_or(desired.is_empty(), |d| *d == desired);
+            if labelled && same_data && live.string_data.is_none() {
+                return Ok(Change::Unchanged);
+            }
+            live_labels.extend(labels.clone());
+            live.data = Some(desired.clone());
+            live.string_data = None;
+            match api.replace(name, &pp, &live).await {
+                Ok(_) => return Ok(Change::Configured),
+                Err(e) if !retried && is_status(&e, 409) => retried = true,
+                Err(e) => return Err(self.api_err(what("update"))(e)),
+            }
+        }
+    }
+
+    /// The data of Secret `namespace/name`, or `None` if it does not exist.
+    pub async fn get_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<BTreeMap<String, SecretBytes>>, ClusterError> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let secret = api
+            .get_opt(name)
+            .await
+            .map_err(self.api_err(format!("get Secret `{namespace}/{name}`")))?;
+        Ok(secret.map(|s| {
+            s.data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, SecretBytes::new(v.0)))
+                .collect()
+        }))
+    }
+}
