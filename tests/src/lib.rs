@@ -7,5 +7,7 @@
 //! controllers that make readiness waits behave like a real cluster.
 
 mod git_server;
+mod release_server;
 
 pub use git_server::{GitServer, Repo};
+pub use release_server::{ReleaseServer, flux_bundle_tar_gz, release_path};

@@ -1,0 +1,19 @@
+//! Where the Flux install manifests come from: a GitHub release (downloaded, verified
+//! against the release's SHA-256 checksums file, cached per version) or a local
+//! `--manifests` directory or tarball.
+//!
+//! Every tarball, downloaded or local, is unpacked in memory with limits: no absolute
+//! paths, no `..`, no links, bounded sizes.
+//!
+//! ```ignore
+//! let source = ReleaseSource::from_env()?;
+//! let (version, bundle) = fetch_bundle(&source, "v2.9.4").await?;
+//! ```
+
+mod archive;
+mod download;
+mod error;
+
+pub use archive::{MAX_ARCHIVE_BYTES, MAX_FILE_BYTES, load_local, unpack_bundle};
+pub use download::{DEFAULT_BASE_URL, DEFAULT_VERSION, ReleaseSource, fetch_bundle};
+pub use error::ReleaseError;

@@ -1,0 +1,150 @@
+//! Downloads against `fluxbootstrap_test::ReleaseServer`: verification, cache, failures.
+
+use fluxbootstrap_release::{ReleaseError, ReleaseSource, fetch_bundle};
+use fluxbootstrap_test::{ReleaseServer, flux_bundle_tar_gz, release_path};
+
+fn source(server: &ReleaseServer, cache: &tempfile::TempDir) -> ReleaseSource {
+    ReleaseSource {
+        base_url: server.base_url(),
+        cache_dir: cache.path().to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn downloads_verifies_and_caches() {
+    let server = ReleaseServer::start();
+    let (version, tar_gz) = flux_bundle_tar_gz();
+    server.publish(&version, tar_gz);
+    let cache = tempfile::tempdir().expect("temp dir");
+    let src = source(&server, &cache);
+
+    let (resolved, bundle) = fetch_bundle(&src, &version).await.expect("downloads");
+    assert_eq!(resolved, version);
+    assert!(
+        bundle
+            .file("rbac.yaml")
+            .is_some_and(|t| t.contains("ClusterRole"))
+    );
+    let tarball = release_path(&version, "manifests.tar.gz");
+    assert_eq!(server.hits(&tarball), 1);
+
+    // Second fetch: from the cache, verified, no download.
+    let (_, again) = fetch_bundle(&src, &version).await.expect("cached");
+    assert_eq!(again, bundle);
+    assert_eq!(server.hits(&tarball), 1);
+
+    // A corrupt cache entry is detected and replaced, never used.
+    let cached = cache.path().join(&version).join("manifests.tar.gz");
+    let len = std::fs::metadata(&cached).expect("cached").len();
+    std::fs::write(&cached, vec![0u8; usize::try_from(len / 2).expect("small")]).expect("writable");
+    let (_, repaired) = fetch_bundle(&src, &version).await.expect("re-downloads");
+    assert_eq!(repaired, bundle);
+    assert_eq!(server.hits(&tarball), 2);
+}
+
+#[tokio::test]
+async fn latest_uses_the_releases_api_under_the_same_base() {
+    let server = ReleaseServer::start();
+    let (version, tar_gz) = flux_bundle_tar_gz();
+    server.publish(&version, tar_gz);
+    server.set_latest(&version);
+    let cache = tempfile::tempdir().expect("temp dir");
+    let (resolved, _) = fetch_bundle(&source(&server, &cache), "latest")
+        .await
+        .expect("downloads");
+    assert_eq!(resolved, version);
+}
+
+#[tokio::test]
+async fn checksum_mismatch_is_refused() {
+    let server = ReleaseServer::start();
+    let (version, tar_gz) = flux_bundle_tar_gz();
+    server.publish(&version, tar_gz.clone());
+    let mut tampered = tar_gz;
+    let last = tampered.len() - 1;
+    tampered[last] ^= 0xff;
+    server.put(&release_path(&version, "manifests.tar.gz"), tampered);
+    let cache = tempfile::tempdir().expect("temp dir");
+    let err = fetch_bundle(&source(&server, &cache), &version)
+        .await
+        .expect_err("tampered download");
+    assert!(
+        matches!(err, ReleaseError::ChecksumMismatch { .. }),
+        "{err:?}"
+    );
+    assert!(err.hint().is_some());
+    assert!(
+        !cache
+            .path()
+            .join(&version)
+            .join("manifests.tar.gz")
+            .exists()
+    );
+}
+
+#[tokio::test]
+async fn unknown_version_is_a_404_with_a_hint() {
+    let server = ReleaseServer::start();
+    let cache = tempfile::tempdir().expect("temp dir");
+    let err = fetch_bundle(&source(&server, &cache), "v9.9.9")
+        .await
+        .expect_err("no such release");
+    assert!(
+        matches!(err, ReleaseError::Status { status: 404, .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "`{}/fluxcd/flux2/releases/download/v9.9.9/flux_9.9.9_checksums.txt` answered HTTP 404",
+            server.base_url()
+        )
+    );
+    assert!(err.hint().is_some_and(|h| h.contains("--manifests")));
+}
+
+#[tokio::test]
+async fn truncated_download_is_refused() {
+    let server = ReleaseServer::start();
+    let (version, tar_gz) = flux_bundle_tar_gz();
+    server.publish(&version, tar_gz.clone());
+    let full = tar_gz.len() as u64;
+    server.put_truncated(
+        &release_path(&version, "manifests.tar.gz"),
+        tar_gz[..tar_gz.len() / 2].to_vec(),
+        full,
+    );
+    let cache = tempfile::tempdir().expect("temp dir");
+    let err = fetch_bundle(&source(&server, &cache), &version)
+        .await
+        .expect_err("truncated");
+    assert!(
+        matches!(err, ReleaseError::Truncated { expected, .. } if expected == full),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn invalid_versions_never_reach_the_network() {
+    let server = ReleaseServer::start();
+    let cache = tempfile::tempdir().expect("temp dir");
+    let err = fetch_bundle(&source(&server, &cache), "v1/../../etc")
+        .await
+        .expect_err("invalid");
+    assert!(
+        matches!(err, ReleaseError::InvalidVersion { .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn malicious_tarball_with_a_valid_checksum_is_refused() {
+    let server = ReleaseServer::start();
+    let evil = crate::archive::tar_gz(&[crate::archive::Entry::file("../rbac.yaml", b"x")]);
+    server.publish("v2.9.4", evil);
+    let cache = tempfile::tempdir().expect("temp dir");
+    let err = fetch_bundle(&source(&server, &cache), "v2.9.4")
+        .await
+        .expect_err("unsafe");
+    assert!(matches!(err, ReleaseError::UnsafeArchive { .. }), "{err:?}");
+}
