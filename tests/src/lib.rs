@@ -6,8 +6,10 @@
 //! REST subset, OpenSSH `sshd`), a GitHub-releases-shaped download server, and fake Flux
 //! controllers that make readiness waits behave like a real cluster.
 
+mod control_plane;
+mod fake_controllers;
 mod git_server;
-mod release_server;
 
+pub use control_plane::ControlPlane;
+pub use fake_controllers::{FakeControllerOptions, FakeControllers};
 pub use git_server::{GitServer, Repo};
-pub use release_server::{ReleaseServer, flux_bundle_tar_gz, release_path};

@@ -1,7 +1,213 @@
 //! `cargo xtask kube build`: builds kube-apiserver, kubectl and etcd from the Go module proxy.
+//!
+//! The tests need a real API server, and nothing on the test machines ships one, so the
+//! binaries are compiled from the wrapper modules in `xtask/go/{kube,etcd}` into a cache
+//! directory outside the repository, keyed by the Kubernetes version and a hash of both
+//! `go.sum` files. The test harness (`fluxbootstrap-test`) computes the same directory.
+//! Only missing binaries are built; each is built into a temporary directory and renamed
+//! into place, so the cache never holds a half-written binary.
 
-use anyhow::{Result, bail};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
 
-pub(crate) fn run(_args: &[String]) -> Result<()> {
-    bail!("`cargo xtask kube build` is not implemented yet")
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+
+const USAGE: &str = "usage: cargo xtask kube build [--print-dir]
+       cargo xtask kube dir
+
+  build        build the missing kube-apiserver, kubectl and etcd binaries into the cache
+               (progress goes to stderr); with --print-dir, print the directory on stdout
+  dir          print the cache directory without building
+
+The directory is ~/.cache/kubectl-fluxbootstrap/kube/<k8s version>-<go.sum hash>/
+(XDG_CACHE_HOME is respected; FLUXBOOTSTRAP_KUBE_BIN_DIR overrides it).";
+
+/// The binaries the kube wrapper module builds, as (file name, Go package).
+const KUBE_BINARIES: &[(&str, &str)] = &[
+    ("kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver"),
+    ("kubectl", "k8s.io/kubernetes/cmd/kubectl"),
+];
+
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["build"] => build(false),
+        ["build", "--print-dir"] | ["--print-dir", "build"] => build(true),
+        ["dir" | "--print-dir"] => {
+            print_dir(&bin_dir()?);
+            Ok(())
+        }
+        _ => bail!("{USAGE}"),
+    }
+}
+
+fn go_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("go")
+}
+
+/// The Kubernetes version the kube wrapper module requires, e.g. `v1.36.3`.
+fn k8s_version() -> Result<String> {
+    let go_mod = go_dir().join("kube/go.mod");
+    let text = std::fs::read_to_string(&go_mod)
+        .with_context(|| format!("failed to read `{}`", go_mod.display()))?;
+    text.lines()
+        .map(str::trim)
+        .map(|line| line.strip_prefix("require ").unwrap_or(line))
+        .find_map(|line| line.strip_prefix("k8s.io/kubernetes "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_owned)
+        .with_context(|| {
+            format!(
+                "`{}` does not require `k8s.io/kubernetes`",
+                go_mod.display()
+            )
+        })
+}
+
+/// The cache directory for the binaries; the harness derives the same path.
+fn bin_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("FLUXBOOTSTRAP_KUBE_BIN_DIR").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    let mut hasher = Sha256::new();
+    for module in ["kube", "etcd"] {
+        let go_sum = go_dir().join(module).join("go.sum");
+        hasher.update(
+            std::fs::read(&go_sum)
+                .with_context(|| format!("failed to read `{}`", go_sum.display()))?,
+        );
+    }
+    let hash = hasher.finalize()[..6]
+        .iter()
+        .fold(String::new(), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        });
+    let cache = match std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").context("`HOME` is not set")?).join(".cache")
+        }
+    };
+    Ok(cache.join(format!(
+        "kubectl-fluxbootstrap/kube/{}-{hash}",
+        k8s_version()?
+    )))
+}
+
+#[expect(
+    clippy::print_stdout,
+    reason = "the directory is this command's output"
+)]
+fn print_dir(dir: &Path) {
+    println!("{}", dir.display());
+}
+
+#[expect(clippy::print_stderr, reason = "xtask reports its progress on stderr")]
+fn progress(message: &str) {
+    eprintln!("xtask kube: {message}");
+}
+
+fn build(print: bool) -> Result<()> {
+    let dir = bin_dir()?;
+    let version = k8s_version()?;
+    let missing_kube: Vec<_> = KUBE_BINARIES
+        .iter()
+        .filter(|(name, _)| !dir.join(name).is_file())
+        .collect();
+    let missing_etcd = !dir.join("etcd").is_file();
+    if missing_kube.is_empty() && !missing_etcd {
+        progress(&format!(
+            "binaries for Kubernetes {version} are up to date in `{}`",
+            dir.display()
+        ));
+    } else {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("failed to create `{}`", dir.display()))?;
+        let tmp = dir.join(format!(".tmp-{}", std::process::id()));
+        std::fs::create_dir_all(&tmp)
+            .with_context(|| format!("failed to create `{}`", tmp.display()))?;
+        let result = build_missing(&dir, &tmp, &version, &missing_kube, missing_etcd);
+        let _ = std::fs::remove_dir_all(&tmp);
+        result?;
+    }
+    if print {
+        print_dir(&dir);
+    }
+    Ok(())
+}
+
+fn build_missing(
+    dir: &Path,
+    tmp: &Path,
+    version: &str,
+    missing_kube: &[&(&str, &str)],
+    missing_etcd: bool,
+) -> Result<()> {
+    if !missing_kube.is_empty() {
+        let (major, minor) = version
+            .trim_start_matches('v')
+            .split_once('.')
+            .map(|(major, rest)| (major, rest.split('.').next().unwrap_or(rest)))
+            .with_context(|| format!("unexpected Kubernetes version `{version}`"))?;
+        let ldflags = format!(
+            "-s -w -X k8s.io/component-base/version.gitVersion={version} \
+             -X k8s.io/component-base/version.gitMajor={major} \
+             -X k8s.io/component-base/version.gitMinor={minor} \
+             -X k8s.io/component-base/version.gitTreeState=clean \
+             -X k8s.io/component-base/version.buildDate=1970-01-01T00:00:00Z"
+        );
+        let names: Vec<&str> = missing_kube.iter().map(|(name, _)| *name).collect();
+        let mut cmd = go_build(&go_dir().join("kube"), tmp, &ldflags);
+        cmd.args(missing_kube.iter().map(|(_, package)| *package));
+        run_build(&format!("{} (Kubernetes {version})", names.join(", ")), cmd)?;
+        for name in names {
+            install(tmp, dir, name)?;
+        }
+    }
+    if missing_etcd {
+        let mut cmd = go_build(&go_dir().join("etcd"), tmp, "-s -w");
+        cmd.arg(".");
+        run_build("etcd", cmd)?;
+        install(tmp, dir, "etcd")?;
+    }
+    Ok(())
+}
+
+fn go_build(module: &Path, out: &Path, ldflags: &str) -> Command {
+    let mut cmd = Command::new("go");
+    cmd.current_dir(module)
+        .env("GOTOOLCHAIN", "local")
+        .env("CGO_ENABLED", "0")
+        .args(["build", "-trimpath", "-ldflags", ldflags, "-o"])
+        // A trailing slash makes `go build` write one binary per package into the directory.
+        .arg(format!("{}/", out.display()));
+    cmd
+}
+
+fn run_build(what: &str, mut cmd: Command) -> Result<()> {
+    progress(&format!(
+        "building {what} in `{}` (a cold build takes several minutes)",
+        cmd.get_current_dir().unwrap_or(Path::new(".")).display()
+    ));
+    let started = Instant::now();
+    let status = cmd
+        .status()
+        .context("failed to run `go`; install Go 1.26 or newer")?;
+    if !status.success() {
+        bail!("`go build` of {what} failed ({status})");
+    }
+    progress(&format!("built {what} in {:.0?}", started.elapsed()));
+    Ok(())
+}
+
+fn install(tmp: &Path, dir: &Path, name: &str) -> Result<()> {
+    let (from, to) = (tmp.join(name), dir.join(name));
+    std::fs::rename(&from, &to)
+        .with_context(|| format!("failed to move `{}` to `{}`", from.display(), to.display()))?;
+    progress(&format!("installed `{}`", to.display()));
+    Ok(())
 }

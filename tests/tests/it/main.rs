@@ -1,3 +1,4 @@
 //! Integration tests of the test harness itself, against the real components it starts.
 
 mod git_server;
+mod kube;
