@@ -9,7 +9,9 @@
 mod control_plane;
 mod fake_controllers;
 mod git_server;
+mod release_server;
 
 pub use control_plane::ControlPlane;
 pub use fake_controllers::{FakeControllerOptions, FakeControllers};
 pub use git_server::{GitServer, Repo};
+pub use release_server::{ReleaseServer, flux_bundle_tar_gz, release_path};
