@@ -11,6 +11,12 @@
 //!   in that revision.
 //! - `reconcile.fluxcd.io/requestedAt` is copied to `status.lastHandledReconcileAt`.
 //!
+//! Their "system trust store" is the CA of [`crate::GitServer::shared`]: an HTTPS source on
+//! 127.0.0.1 without `ca.crt` trusts it, as a real cluster trusts dev.azure.com's CA.
+//! Several instances may run against one cluster (one per test): they agree on every
+//! status, except that an instance without `azure_token` leaves `provider: azure` sources
+//! whose `ServiceAccount` has the client-id annotation to one that has a token.
+//!
 //! They are kube-rs controllers on the harness runtime; the Flux watchers retry until the
 //! Flux CRDs exist.
 

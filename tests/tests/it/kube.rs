@@ -270,11 +270,8 @@ fn control_plane_apiserver_stops_and_restarts() {
 
 /// A commit on `main` of a new repository on the shared git server, with `clusters/dev/`.
 fn seed_repo(server: &GitServer) -> (fluxbootstrap_test::Repo, String) {
-    let repo = server.create_repo(
-        "kube-org",
-        "kube-project",
-        &format!("fake-source-{}", std::process::id()),
-    );
+    let name = ControlPlane::shared().unique_name("fake-source");
+    let repo = server.create_repo("kube-org", "kube-project", &name);
     let work = tempfile::tempdir().expect("temp dir");
     let git = |args: &[&str]| {
         let mut cmd = Command::new("git");
@@ -343,10 +340,7 @@ fn kustomization(namespace: &str, name: &str, source: &str, path: &str) -> Strin
     .to_string()
 }
 
-#[test]
-fn fake_source_controller_fetches_with_the_secret_credentials() {
-    let plane = ControlPlane::shared();
-    let server = GitServer::shared();
+fn install_flux_crds(plane: &ControlPlane) {
     apply(plane, FLUX_CRDS);
     kubectl_ok(
         plane,
@@ -358,6 +352,64 @@ fn fake_source_controller_fetches_with_the_secret_credentials() {
             "crd/kustomizations.kustomize.toolkit.fluxcd.io",
         ],
     );
+}
+
+#[test]
+fn fake_source_controller_uses_workload_identity_for_azure() {
+    let plane = ControlPlane::shared();
+    let server = GitServer::shared();
+    install_flux_crds(plane);
+    let namespace = new_namespace(plane, "flux-azure");
+    let _controllers = FakeControllers::start(FakeControllerOptions {
+        kubeconfig: plane.kubeconfig().to_owned(),
+        context: plane.admin_context().to_owned(),
+        azure_token: Some(server.bearer_token().to_owned()),
+    });
+    let (repo, sha) = seed_repo(server);
+    apply(
+        plane,
+        &json!({
+            "apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "source-controller", "namespace": namespace},
+        })
+        .to_string(),
+    );
+    // No secretRef: the identity comes from the provider, the CA from the "public" trust store.
+    apply(plane, &json!({
+        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+        "metadata": {"name": "azure", "namespace": namespace},
+        "spec": {"interval": "1m0s", "url": repo.https_url, "ref": {"branch": "main"}, "provider": "azure"},
+    }).to_string());
+    let source = ["get", "gitrepository/azure", "-n", &namespace];
+    let (_, message) = wait_for(plane, &source, |o| {
+        ready_condition(o).filter(|(status, _)| status == "False")
+    });
+    assert!(
+        message.contains("azure.workload.identity/client-id"),
+        "{message}"
+    );
+
+    kubectl_ok(
+        plane,
+        &[
+            "annotate",
+            "serviceaccount/source-controller",
+            "-n",
+            &namespace,
+            "azure.workload.identity/client-id=00000000-0000-0000-0000-000000000000",
+        ],
+    );
+    let revision = wait_for(plane, &source, |o| {
+        (ready_condition(o)?.0 == "True").then(|| o["status"]["artifact"]["revision"].clone())
+    });
+    assert_eq!(revision, format!("main@sha1:{sha}").as_str());
+}
+
+#[test]
+fn fake_source_controller_fetches_with_the_secret_credentials() {
+    let plane = ControlPlane::shared();
+    let server = GitServer::shared();
+    install_flux_crds(plane);
     let namespace = new_namespace(plane, "flux-source");
     let _controllers = fake_controllers(plane);
     let (repo, sha) = seed_repo(server);
