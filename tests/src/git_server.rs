@@ -86,8 +86,9 @@ impl GitServer {
     /// Panics with an actionable message when `git`, `sshd`, `ssh-keygen` or the `git` system
     /// user are missing.
     pub fn start() -> GitServer {
+        remove_stale_dirs();
         let dir = tempfile::Builder::new()
-            .prefix("fluxbootstrap-git-server-")
+            .prefix(&format!("{DIR_PREFIX}{}-", std::process::id()))
             .tempdir()
             .expect("creating a temporary directory works because the temp dir is writable");
         // sshd's forced command runs as user `git` and must reach the repositories.
@@ -220,6 +221,32 @@ impl GitServer {
             name: meta.name.clone(),
             id: meta.id.clone(),
             git_config: self.state.git_config.clone(),
+        }
+    }
+}
+
+/// Prefix of server directories in the temp dir: `{DIR_PREFIX}{pid}-{random}`.
+const DIR_PREFIX: &str = "fluxbootstrap-git-server-";
+
+/// Remove the directories of servers whose process is gone: the shared server lives in a
+/// `static` and is never dropped, so its directory outlives the test binary.
+fn remove_stale_dirs() {
+    let Ok(entries) = fs_err::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(DIR_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            // Best effort: another process may be removing it at the same time.
+            let _ = fs_err::remove_dir_all(entry.path());
         }
     }
 }

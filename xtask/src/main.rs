@@ -6,6 +6,7 @@
 mod bench;
 mod dist;
 mod kube;
+mod sandbox;
 
 use anyhow::{Result, bail};
 
@@ -15,7 +16,8 @@ commands:
   bench <name>      run a benchmark (`cargo xtask bench` lists them)
   dist              build the release archive(s) and render the krew manifests
   krew build        build the cached krew and validate-krew-manifest test binaries
-  kube build        build the cached kube-apiserver, kubectl and etcd test binaries";
+  kube build        build the cached kube-apiserver, kubectl and etcd test binaries
+  sandbox up|down   run the local Azure DevOps + clusters sandbox (`cargo xtask sandbox` for more)";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -25,6 +27,7 @@ fn main() -> Result<()> {
         "dist" => dist::run(rest),
         "krew" => dist::krew::run(rest),
         "kube" => kube::run(rest),
+        "sandbox" => sandbox::run(rest),
         "" | "help" | "--help" | "-h" => {
             #[expect(clippy::print_stdout, reason = "xtask's usage text is its output")]
             {

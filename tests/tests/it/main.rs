@@ -2,3 +2,4 @@
 
 mod git_server;
 mod kube;
+mod sandbox;
