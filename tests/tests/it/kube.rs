@@ -511,3 +511,82 @@ fn fake_source_controller_fetches_with_the_secret_credentials() {
         (o["status"]["lastHandledReconcileAt"] == "2026-01-01T00:00:00Z").then_some(())
     });
 }
+
+fn ssh_keypair(dir: &Path, name: &str) -> (String, String) {
+    let path = dir.join(name);
+    let mut cmd = Command::new("ssh-keygen");
+    cmd.args(["-q", "-t", "rsa", "-b", "2048", "-N", "", "-C", "", "-f"])
+        .arg(&path);
+    assert!(run(cmd).status.success(), "ssh-keygen runs");
+    (
+        fs_err::read_to_string(&path).expect("private key"),
+        fs_err::read_to_string(path.with_extension("pub")).expect("public key"),
+    )
+}
+
+#[test]
+fn fake_source_controller_fetches_over_ssh_and_with_a_bearer_token() {
+    let plane = ControlPlane::shared();
+    let server = GitServer::shared();
+    install_flux_crds(plane);
+    let namespace = new_namespace(plane, "flux-ssh");
+    let _controllers = fake_controllers(plane);
+    let (repo, sha) = seed_repo(server);
+    let revision = format!("main@sha1:{sha}");
+    let keys = tempfile::tempdir().expect("temp dir");
+    let (identity, public) = ssh_keypair(keys.path(), "deploy");
+    server.add_ssh_key(&public);
+    let (_, other_host_key) = ssh_keypair(keys.path(), "other-host");
+    let wrong_known_hosts = format!(
+        "[127.0.0.1]:{} {}",
+        server.ssh_host().rsplit(':').next().expect("host:port"),
+        other_host_key.trim()
+    );
+    let ca = fs_err::read_to_string(server.ca_file()).expect("the CA file is readable");
+    for (name, data, url) in [
+        (
+            "ssh",
+            json!({"identity": identity, "identity.pub": public, "known_hosts": server.ssh_known_hosts()}),
+            &repo.ssh_url,
+        ),
+        (
+            "ssh-wrong-host",
+            json!({"identity": identity, "identity.pub": public, "known_hosts": wrong_known_hosts}),
+            &repo.ssh_url,
+        ),
+        (
+            "bearer",
+            json!({"bearerToken": server.bearer_token(), "ca.crt": ca}),
+            &repo.https_url,
+        ),
+    ] {
+        apply(
+            plane,
+            &json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": name, "namespace": namespace},
+                "stringData": data,
+            })
+            .to_string(),
+        );
+        apply(plane, &git_repository(&namespace, name, url, name));
+    }
+    for name in ["ssh", "bearer"] {
+        let artifact = wait_for(
+            plane,
+            &["get", &format!("gitrepository/{name}"), "-n", &namespace],
+            |o| (ready_condition(o)?.0 == "True").then(|| o["status"]["artifact"].clone()),
+        );
+        assert_eq!(artifact["revision"], revision.as_str(), "{name}");
+    }
+    let (_, message) = wait_for(
+        plane,
+        &["get", "gitrepository/ssh-wrong-host", "-n", &namespace],
+        |o| ready_condition(o).filter(|(status, _)| status == "False"),
+    );
+    assert!(
+        message.contains("Host key verification failed"),
+        "{message}"
+    );
+    assert!(!message.contains("PRIVATE KEY"), "{message}");
+}
