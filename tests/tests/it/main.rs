@@ -1,5 +1,6 @@
 //! Integration tests of the test harness itself, against the real components it starts.
 
 mod git_server;
+mod krew;
 mod kube;
 mod sandbox;
