@@ -62,8 +62,9 @@ impl FakeControllers {
     ///
     /// Panics when the kubeconfig or context cannot be loaded.
     pub fn start(opts: FakeControllerOptions) -> FakeControllers {
+        remove_stale_work_dirs();
         let work_dir = tempfile::Builder::new()
-            .prefix("fluxbootstrap-fake-controllers-")
+            .prefix(&format!("{WORK_DIR_PREFIX}{}-", std::process::id()))
             .tempdir()
             .expect("creating a temporary directory succeeds");
         let (kubeconfig, context) = (opts.kubeconfig.clone(), opts.context.clone());
@@ -86,6 +87,28 @@ impl FakeControllers {
 impl Drop for FakeControllers {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// Work directories are `<tmp>/<prefix><pid>-<random>`; shared instances are never dropped.
+const WORK_DIR_PREFIX: &str = "fluxbootstrap-fake-controllers-";
+
+/// Removes the work directories of processes that no longer exist.
+fn remove_stale_work_dirs() {
+    let Ok(entries) = fs_err::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(WORK_DIR_PREFIX)
+            .and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !std::path::Path::new("/proc").join(pid).exists() {
+            let _ = fs_err::remove_dir_all(entry.path());
+        }
     }
 }
 
