@@ -341,6 +341,8 @@ fn init_bare(path: &Path, git_config: &Path) {
     for (key, value) in [
         // Azure DevOps allows force pushes to users with the permission (the PAT owner here).
         ("receive.denyNonFastForwards", "false"),
+        // Azure DevOps' receive-pack has no `atomic` (so `git push --atomic` fails there too).
+        ("receive.advertiseAtomic", "false"),
         ("uploadpack.allowTipSHA1InWant", "true"),
         ("uploadpack.allowFilter", "true"),
     ] {

@@ -730,3 +730,25 @@ fn private_server_stops_on_drop() {
         "https still listening on {base}"
     );
 }
+
+#[test]
+fn atomic_push_is_refused_like_azure_devops() {
+    let server = GitServer::shared();
+    let repo = new_repo();
+    let client = Client::new();
+    run(client.git(None).args(["init", "-q", "work"]));
+    client.commit("work", "a.txt", "a");
+    let stderr = fails(
+        client
+            .git(Some(server.pat()))
+            .current_dir(client.path("work"))
+            .args([
+                "push",
+                "-q",
+                "--atomic",
+                &repo.https_url,
+                "HEAD:refs/heads/main",
+            ]),
+    );
+    assert!(stderr.contains("atomic"), "{stderr}");
+}
