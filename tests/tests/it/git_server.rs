@@ -281,10 +281,16 @@ fn first_pushed_branch_becomes_default_and_gzip_fetch_works() {
         .git(Some(server.pat()))
         .current_dir(client.path("other"))
         .args(["push", "-q", "origin", "HEAD:refs/heads/develop"]));
-    run(client
+    let fetch = run(client
         .git(Some(server.pat()))
         .current_dir(client.path("work"))
+        .env("GIT_TRACE_CURL", "1")
+        .env("GIT_TRACE_CURL_NO_DATA", "1")
         .args(["fetch", "-q", &repo.https_url, "develop"]));
+    assert!(
+        String::from_utf8_lossy(&fetch.stderr).contains("Content-Encoding: gzip"),
+        "the negotiation request was not gzipped"
+    );
     let fetched = run(client
         .git(None)
         .current_dir(client.path("work"))
