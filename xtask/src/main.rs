@@ -7,6 +7,7 @@ mod bench;
 mod dist;
 mod kube;
 mod sandbox;
+mod test;
 
 use anyhow::{Result, bail};
 
@@ -17,17 +18,21 @@ commands:
   dist              build the release archive(s) and render the krew manifests
   krew build        build the cached krew and validate-krew-manifest test binaries
   kube build        build the cached kube-apiserver, kubectl and etcd test binaries
-  sandbox up|down   run the local Azure DevOps + clusters sandbox (`cargo xtask sandbox` for more)";
+  sandbox up|down   run the local Azure DevOps + clusters sandbox (`cargo xtask sandbox` for more)
+  test [ARGS]       install what the suite needs, build the kube binaries, run every test";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (command, rest) = args.split_first().map_or(("", &[][..]), |(c, r)| (c.as_str(), r));
+    let (command, rest) = args
+        .split_first()
+        .map_or(("", &[][..]), |(c, r)| (c.as_str(), r));
     match command {
         "bench" => bench::run(rest),
         "dist" => dist::run(rest),
         "krew" => dist::krew::run(rest),
         "kube" => kube::run(rest),
         "sandbox" => sandbox::run(rest),
+        "test" => test::run(rest),
         "" | "help" | "--help" | "-h" => {
             #[expect(clippy::print_stdout, reason = "xtask's usage text is its output")]
             {

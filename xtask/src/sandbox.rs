@@ -95,6 +95,9 @@ fn up() -> Result<()> {
         ));
         return Ok(());
     }
+    // The same system setup as the test suite: sshd and git, and the `git` login user.
+    crate::test::install_packages()?;
+    crate::test::ensure_git_user()?;
     // Cheap when the cached kube-apiserver, kubectl and etcd exist; builds them otherwise.
     crate::kube::run(&["build".to_owned()])?;
     progress("building the sandbox binary");

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::connect::{Cluster, FixedResource, GIT_REPOSITORY, KUSTOMIZATION};
-use crate::error::ClusterError;
+use crate::error::{ClusterError, is_status};
 use crate::readiness::{self, SUSPENDED};
 use crate::watch::{Step, WatchEnd, watch_until};
 
@@ -295,12 +295,12 @@ impl Cluster {
         name: &str,
     ) -> Result<Option<KustomizationInfo>, ClusterError> {
         let api = self.fixed_api(&KUSTOMIZATION, Some(ns));
-        let Some(obj) = api
-            .get_opt(name)
-            .await
-            .map_err(self.api_err(format!("get Kustomization `{ns}/{name}`")))?
-        else {
-            return Ok(None);
+        // Without the CRD the apiserver answers a bare `404 page not found`, which `get_opt`
+        // does not recognise as NotFound; any 404 means "no Kustomization" here.
+        let obj = match api.get(name).await {
+            Ok(obj) => obj,
+            Err(err) if is_status(&err, 404) => return Ok(None),
+            Err(err) => return Err(self.api_err(format!("get Kustomization `{ns}/{name}`"))(err)),
         };
         let obj = serde_json::to_value(obj).unwrap_or_default();
         let text = |p: &str| {

@@ -1,0 +1,65 @@
+//! `export`: the files bootstrap would write, for teams that commit through pull requests.
+//!
+//! Like `flux install --export` plus the sync objects; touches neither git nor a cluster.
+
+use anyhow::{Context, Result};
+use fluxbootstrap_azdo::RepoUrl;
+
+use crate::cli::{ExportArgs, GlobalArgs};
+use crate::commands::shared::{self, BundleFiles, RepoPaths};
+use crate::git_mode::{GitMode, ModeFlags};
+use crate::printer::Printer;
+
+pub(crate) async fn run(args: &ExportArgs, global: &GlobalArgs, printer: Printer) -> Result<()> {
+    let namespace = global.namespace.as_str();
+    let repo = RepoUrl::parse(&args.url)?;
+    let mode = GitMode::from_flags(ModeFlags {
+        url_is_ssh: !args.url.contains("://") || args.url.starts_with("ssh"),
+        token_auth: false,
+        with_bearer_token: false,
+        ssh_hostname: None,
+        provider: args.render.provider.as_deref(),
+    })?;
+    let paths = RepoPaths::new(&args.render.path, namespace)?;
+    let install = shared::install_options(&args.render, namespace)?;
+    let bundle = BundleFiles::load(&args.render, global.timeout, printer).await?;
+    let patches = shared::kustomization_patches(&args.render, &mode);
+    let files = [
+        (paths.components_file(), bundle.render(&install)?),
+        (
+            paths.sync_file(),
+            shared::render_sync(&args.render, namespace, &paths, &repo, &mode)?,
+        ),
+        (
+            paths.kustomization_file(),
+            fluxbootstrap_manifests::render_kustomization(&patches.clone().unwrap_or_default()),
+        ),
+    ];
+    match &args.output_dir {
+        Some(dir) => {
+            for (path, contents) in &files {
+                let target = dir.join(path);
+                if let Some(parent) = target.parent() {
+                    fs_err::create_dir_all(parent)
+                        .context("failed to create the output directory")?;
+                }
+                fs_err::write(&target, contents).context("failed to write an exported file")?;
+                printer.success(format_args!("wrote \"{}\"", target.display()));
+            }
+        }
+        None => {
+            let mut out = String::new();
+            for (index, (path, contents)) in files.iter().enumerate() {
+                if index > 0 {
+                    out.push_str("---\n");
+                }
+                out.push_str(&format!("# {path}\n{contents}"));
+                if !contents.ends_with('\n') {
+                    out.push('\n');
+                }
+            }
+            printer.data(out)?;
+        }
+    }
+    Ok(())
+}

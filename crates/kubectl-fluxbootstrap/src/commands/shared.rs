@@ -1,0 +1,711 @@
+//! Pieces several subcommands share: turning flags into library inputs, credentials,
+//! bundle loading, the Secret for each mode, and the reporters that draw library progress.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Read};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use fluxbootstrap_auth::{EcdsaCurve, SecretBytes, SecretString, SshKeyPair};
+use fluxbootstrap_azdo::{RepoUrl, RestAuth, RestClient};
+use fluxbootstrap_cluster::{
+    ApplyEntry, ApplyReporter, Change, Cluster, KubeOptions, WaitReporter, WaitTarget,
+};
+use fluxbootstrap_git::RemoteAuth;
+use fluxbootstrap_manifests::{Bundle, InstallOptions, KustomizationPatches, SyncOptions};
+use fluxbootstrap_release::ReleaseSource;
+
+use crate::cli::{AzdoArgs, GlobalArgs, RenderArgs, RepoArgs};
+use crate::duration::format_go_duration;
+use crate::error::Hinted;
+use crate::git_mode::GitMode;
+use crate::printer::Printer;
+
+/// The kubeconfig flags as the cluster crate takes them.
+pub(crate) fn kube_options(global: &GlobalArgs) -> KubeOptions {
+    KubeOptions {
+        kubeconfig: global.kubeconfig.clone(),
+        context: global.context.clone(),
+        cluster: global.cluster.clone(),
+        user: global.user.clone(),
+        request_timeout: global.request_timeout.filter(|d| !d.is_zero()),
+    }
+}
+
+/// `--url`, or `--org`/`--project`/`--repository`, as an Azure DevOps repository.
+pub(crate) fn resolve_repo_url(args: &RepoArgs) -> Result<RepoUrl> {
+    let url = match (&args.url, &args.org, &args.project, &args.repository) {
+        (Some(url), ..) => url.clone(),
+        (None, Some(org), Some(project), Some(repo)) => {
+            let enc = |s: &str| percent_encode_segment(s);
+            format!(
+                "https://dev.azure.com/{}/{}/_git/{}",
+                enc(org),
+                enc(project),
+                enc(repo)
+            )
+        }
+        _ => bail!(Hinted::new(
+            "no repository was given",
+            "pass `--url https://dev.azure.com/{org}/{project}/_git/{repo}`, or `--org`, `--project` and `--repository`"
+        )),
+    };
+    if url.starts_with("http://") && !args.allow_insecure_http {
+        bail!(Hinted::new(
+            "the repository URL uses plain `http://`",
+            "use `https://`, or pass `--allow-insecure-http` for an Azure DevOps Server without TLS"
+        ));
+    }
+    Ok(RepoUrl::parse(&url)?)
+}
+
+/// Whether the user gave an SSH URL (`ssh://…` or scp-like `git@host:path`).
+pub(crate) fn is_ssh_input(args: &RepoArgs) -> bool {
+    args.url.as_deref().is_some_and(|url| {
+        let url = url.trim();
+        match url.split_once("://") {
+            Some((scheme, _)) => scheme.to_ascii_lowercase().contains("ssh"),
+            None => url.contains(':'),
+        }
+    })
+}
+
+/// Every component the install has: `--components` then `--components-extra`.
+pub(crate) fn all_components(options: &InstallOptions) -> Vec<String> {
+    options
+        .components
+        .iter()
+        .chain(&options.components_extra)
+        .cloned()
+        .collect()
+}
+
+fn percent_encode_segment(segment: &str) -> String {
+    let mut out = String::new();
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// Where bootstrap writes in the repository.
+#[derive(Debug, Clone)]
+pub(crate) struct RepoPaths {
+    /// The cleaned `--path` without leading `./` (empty for the repository root).
+    base: String,
+    namespace: String,
+}
+
+impl RepoPaths {
+    /// Cleans `--path` like flux (`./x`, no trailing slash) and refuses paths that leave the repo.
+    pub(crate) fn new(path: &str, namespace: &str) -> Result<Self, Hinted> {
+        let mut parts = Vec::new();
+        for part in path.split('/') {
+            match part {
+                "" | "." => {}
+                ".." => {
+                    return Err(Hinted::new(
+                        format!("`--path {path}` points outside the repository"),
+                        "pass a path inside the repository, e.g. `--path clusters/my-cluster`",
+                    ));
+                }
+                other => parts.push(other),
+            }
+        }
+        if path.starts_with('/') {
+            return Err(Hinted::new(
+                format!("`--path {path}` is absolute"),
+                "pass a path relative to the repository root, e.g. `--path clusters/my-cluster`",
+            ));
+        }
+        Ok(Self {
+            base: parts.join("/"),
+            namespace: namespace.to_owned(),
+        })
+    }
+
+    fn file(&self, name: &str) -> String {
+        if self.base.is_empty() {
+            format!("{}/{name}", self.namespace)
+        } else {
+            format!("{}/{}/{name}", self.base, self.namespace)
+        }
+    }
+
+    /// `<path>/<ns>/gotk-components.yaml`.
+    pub(crate) fn components_file(&self) -> String {
+        self.file("gotk-components.yaml")
+    }
+
+    /// `<path>/<ns>/gotk-sync.yaml`.
+    pub(crate) fn sync_file(&self) -> String {
+        self.file("gotk-sync.yaml")
+    }
+
+    /// `<path>/<ns>/kustomization.yaml`.
+    pub(crate) fn kustomization_file(&self) -> String {
+        self.file("kustomization.yaml")
+    }
+
+    /// The Kustomization's `spec.path`: `./<path>` or `./`.
+    pub(crate) fn sync_path(&self) -> String {
+        format!("./{}", self.base)
+    }
+}
+
+/// The render flags as the manifests crate takes them; unknown components are refused here.
+pub(crate) fn install_options(render: &RenderArgs, namespace: &str) -> Result<InstallOptions> {
+    let options = InstallOptions {
+        namespace: namespace.to_owned(),
+        components: render.components.clone(),
+        components_extra: render.components_extra.clone(),
+        registry: render.registry.clone(),
+        image_pull_secret: render.image_pull_secret.clone(),
+        network_policy: render.network_policy,
+        watch_all_namespaces: render.watch_all_namespaces,
+        log_level: render.log_level.clone(),
+        cluster_domain: render.cluster_domain.clone(),
+        toleration_keys: render.toleration_keys.clone(),
+        version: render.flux_version.clone(),
+    };
+    fluxbootstrap_manifests::validate_components(&options.components, &options.components_extra)?;
+    Ok(options)
+}
+
+/// The bytes of `--ca-file`.
+pub(crate) fn read_ca_file(path: Option<&Path>) -> Result<Option<Vec<u8>>> {
+    path.map(|p| {
+        fs_err::read(p)
+            .map_err(anyhow::Error::from)
+            .context("failed to read `--ca-file`")
+    })
+    .transpose()
+}
+
+/// The contents of `--private-key-file`, kept secret.
+pub(crate) fn read_private_key(path: Option<&Path>) -> Result<Option<SecretString>> {
+    let Some(path) = path else { return Ok(None) };
+    let text = fs_err::read_to_string(path).context("failed to read `--private-key-file`")?;
+    Ok(Some(SecretString::new(text)))
+}
+
+/// How the plugin itself pushes, and which credential it got from the user.
+#[derive(Debug, Clone)]
+pub(crate) struct PushAuth {
+    /// The clone URL (HTTPS canonical, or SSH).
+    pub(crate) url: String,
+    /// The credential for libgit2.
+    pub(crate) remote: RemoteAuth,
+    /// The PAT or token, for the Secret and the REST API (HTTPS modes).
+    pub(crate) token: Option<SecretString>,
+    /// Whether `token` is a bearer token.
+    pub(crate) bearer: bool,
+    /// The decoded private key (SSH mode).
+    pub(crate) key: Option<SshKeyPair>,
+}
+
+impl PushAuth {
+    /// The URL to show the user (never carries credentials).
+    pub(crate) fn display_url(&self) -> &str {
+        &self.url
+    }
+
+    /// Credentials for the REST API, when there are any.
+    pub(crate) fn rest_auth(&self) -> Option<RestAuth> {
+        self.token.as_ref().map(|t| {
+            if self.bearer {
+                RestAuth::Bearer(t.clone())
+            } else {
+                RestAuth::Basic(t.clone())
+            }
+        })
+    }
+}
+
+/// Resolves the user's credential for the push in flux's order (flag, `GIT_PASSWORD`, pipe,
+/// prompt) or, for `--provider azure` without a PAT, from the Azure CLI.
+pub(crate) async fn push_credentials(
+    args: &RepoArgs,
+    mode: &GitMode,
+    private_key: Option<&SecretString>,
+    repo: &RepoUrl,
+    printer: Printer,
+) -> Result<PushAuth> {
+    let flag = args.password.clone().map(SecretString::new);
+    let env = std::env::var("GIT_PASSWORD").ok().map(SecretString::new);
+    match mode {
+        GitMode::Ssh => {
+            let Some(key_text) = private_key else {
+                bail!(Hinted::new(
+                    "an SSH repository URL needs `--private-key-file`",
+                    "pass the private key whose public key is registered in Azure DevOps (User settings > SSH public keys), or use the HTTPS URL with a PAT"
+                ));
+            };
+            let passphrase = flag.or(env).filter(|p| !p.is_empty());
+            let key = fluxbootstrap_auth::load_private_key(key_text, passphrase.as_ref())?;
+            key.ensure_accepted_by(&repo.ssh_host())?;
+            let known_hosts = known_hosts_for(&repo.ssh_host(), printer).await?;
+            Ok(PushAuth {
+                url: repo.ssh_url(),
+                remote: RemoteAuth::Ssh {
+                    username: "git".to_owned(),
+                    private_key: key.private_openssh.clone(),
+                    passphrase: None,
+                    known_hosts,
+                },
+                token: passphrase,
+                bearer: false,
+                key: Some(key),
+            })
+        }
+        GitMode::AzureProvider if flag.is_none() && env.is_none() => {
+            printer.action("getting an Entra ID token from the Azure CLI for the push");
+            let token = fluxbootstrap_auth::azure_cli_token(None).await?;
+            Ok(PushAuth {
+                url: repo.https_url(),
+                remote: RemoteAuth::Bearer {
+                    token: token.token.clone(),
+                },
+                token: Some(token.token),
+                bearer: true,
+                key: None,
+            })
+        }
+        GitMode::Token { .. } | GitMode::TokenPushSshSync { .. } | GitMode::AzureProvider => {
+            let bearer = matches!(mode, GitMode::Token { bearer: true });
+            let stdin_is_terminal = std::io::stdin().is_terminal();
+            let mut stdin = std::io::stdin().lock();
+            let (pat, source) = fluxbootstrap_auth::resolve_pat(
+                flag,
+                env,
+                &mut stdin as &mut dyn Read,
+                stdin_is_terminal,
+                &|prompt| fluxbootstrap_auth::prompt_masked(prompt),
+            )?;
+            if let Some(warning) = source.warning() {
+                printer.warning(warning);
+            }
+            let remote = if bearer {
+                RemoteAuth::Bearer { token: pat.clone() }
+            } else {
+                RemoteAuth::Basic {
+                    username: args.username.clone(),
+                    password: pat.clone(),
+                }
+            };
+            Ok(PushAuth {
+                url: repo.https_url(),
+                remote,
+                token: Some(pat),
+                bearer,
+                key: None,
+            })
+        }
+    }
+}
+
+/// The known_hosts line for `host[:port]`: pinned for Azure DevOps, else scanned (trust on
+/// first use, like flux), with the fingerprint shown so the user can compare.
+pub(crate) async fn known_hosts_for(ssh_host: &str, printer: Printer) -> Result<String> {
+    let (host, port) = split_host_port(ssh_host)?;
+    if let Some(pinned) = fluxbootstrap_auth::pinned_known_hosts(&host) {
+        return Ok(pinned);
+    }
+    let scan_host = host.clone();
+    let scanned = tokio::task::spawn_blocking(move || {
+        fluxbootstrap_auth::scan_host_key(&scan_host, port, Duration::from_secs(30))
+    })
+    .await
+    .context("the host key scan task failed")??;
+    printer.warning(format_args!(
+        "trusting the {} host key of \"{ssh_host}\" on first use: {}",
+        scanned.key_type, scanned.fingerprint
+    ));
+    Ok(scanned.known_hosts)
+}
+
+fn split_host_port(host_port: &str) -> Result<(String, u16)> {
+    match host_port.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => {
+            let port = port.parse().map_err(|_| {
+                Hinted::new(
+                    format!("invalid SSH port in `{host_port}`"),
+                    "pass `HOST` or `HOST:PORT`",
+                )
+            })?;
+            Ok((
+                host.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_owned(),
+                port,
+            ))
+        }
+        _ => Ok((host_port.to_owned(), 22)),
+    }
+}
+
+/// `--create-repository`: makes sure the repository exists, creating it through REST.
+pub(crate) async fn ensure_repository(
+    repo: &RepoUrl,
+    push: &PushAuth,
+    ca_pem: Option<&Vec<u8>>,
+    dry_run: bool,
+    printer: Printer,
+) -> Result<()> {
+    let Some(auth) = push.rest_auth() else {
+        bail!(Hinted::new(
+            "`--create-repository` needs a PAT or an Entra token",
+            "use the HTTPS URL with `GIT_PASSWORD` set to a PAT with Code (Read, write & manage)"
+        ));
+    };
+    let client = RestClient::new(repo, auth, ca_pem.cloned())?;
+    if client.get_repository().await?.is_some() {
+        printer.success(format_args!("repository \"{}\" exists", repo.repo));
+        return Ok(());
+    }
+    if dry_run {
+        printer.success(format_args!(
+            "repository \"{}\" would be created",
+            repo.repo
+        ));
+        return Ok(());
+    }
+    printer.action(format_args!(
+        "creating repository \"{}\" in project \"{}\"",
+        repo.repo, repo.project
+    ));
+    client.create_repository().await?;
+    printer.success("created repository");
+    Ok(())
+}
+
+/// The Flux release bundle, downloaded (verified, cached) or read from `--manifests`.
+pub(crate) struct BundleFiles {
+    /// The resolved Flux version (`latest` resolved).
+    pub(crate) version: String,
+    bundle: Bundle,
+}
+
+impl BundleFiles {
+    /// Loads the bundle `render` asks for.
+    pub(crate) async fn load(
+        render: &RenderArgs,
+        timeout: Duration,
+        printer: Printer,
+    ) -> Result<Self> {
+        if let Some(path) = &render.manifests {
+            let bundle = fluxbootstrap_release::load_local(path)?;
+            return Ok(Self {
+                version: render.flux_version.clone(),
+                bundle,
+            });
+        }
+        let cache_dir = directories::ProjectDirs::from("", "", "kubectl-fluxbootstrap")
+            .map(|dirs| dirs.cache_dir().join("flux-releases"))
+            .context("no cache directory could be determined for this user")?;
+        let source = ReleaseSource {
+            base_url: render.releases_url.clone(),
+            cache_dir,
+        };
+        printer.detail(format_args!(
+            "fetching Flux {} manifests",
+            render.flux_version
+        ));
+        let (version, bundle) = tokio::time::timeout(
+            timeout,
+            fluxbootstrap_release::fetch_bundle(&source, &render.flux_version),
+        )
+        .await
+        .map_err(|_| {
+            Hinted::new(
+                "downloading the Flux manifests timed out",
+                "check the network, or pass `--manifests PATH` to use a local bundle",
+            )
+        })??;
+        Ok(Self { version, bundle })
+    }
+
+    /// `gotk-components.yaml` for `options` (version forced to the resolved one).
+    pub(crate) fn render(&self, options: &InstallOptions) -> Result<String> {
+        let mut options = options.clone();
+        options.version.clone_from(&self.version);
+        Ok(fluxbootstrap_manifests::render_components(
+            &self.bundle,
+            &options,
+        )?)
+    }
+}
+
+/// The kustomization patches the mode needs (none for plain token auth).
+pub(crate) fn kustomization_patches(
+    render: &RenderArgs,
+    mode: &GitMode,
+) -> Option<KustomizationPatches> {
+    let mut algos = render.ssh_hostkey_algos.clone();
+    if algos.is_empty() && mode.cluster_uses_ssh() {
+        // Azure DevOps offers only rsa-sha2 host keys; the controllers must ask for them.
+        algos = vec!["rsa-sha2-512".to_owned(), "rsa-sha2-256".to_owned()];
+    }
+    let azure =
+        matches!(mode, GitMode::AzureProvider).then(|| fluxbootstrap_manifests::AzureIdentity {
+            client_id: render.azure_client_id.clone().unwrap_or_default(),
+            tenant_id: render.azure_tenant_id.clone(),
+        });
+    if algos.is_empty() && azure.is_none() {
+        return None;
+    }
+    Some(KustomizationPatches {
+        ssh_hostkey_algos: algos,
+        azure_workload_identity: azure,
+    })
+}
+
+/// The objects of `components_yaml` with `patches` applied, as kustomize would.
+pub(crate) fn objects_with_patches(
+    components_yaml: &str,
+    patches: &Option<KustomizationPatches>,
+) -> Result<Vec<serde_json::Value>> {
+    let mut objects = fluxbootstrap_manifests::split_objects(components_yaml)
+        .context("failed to read the rendered components")?;
+    if let Some(patches) = patches {
+        fluxbootstrap_manifests::patch_objects(&mut objects, patches);
+    }
+    Ok(objects)
+}
+
+/// `gotk-sync.yaml` for the mode.
+pub(crate) fn render_sync(
+    render: &RenderArgs,
+    namespace: &str,
+    paths: &RepoPaths,
+    repo: &RepoUrl,
+    mode: &GitMode,
+) -> Result<String> {
+    let url = match mode {
+        // `https_url` keeps `http://` for an Azure DevOps Server without TLS, which the
+        // parser only accepts with `--allow-insecure-http`.
+        GitMode::Token { .. } | GitMode::AzureProvider => repo.https_url(),
+        GitMode::TokenPushSshSync { ssh_host } => repo.clone().with_ssh_host(ssh_host)?.ssh_url(),
+        GitMode::Ssh => repo.ssh_url(),
+    };
+    let options = SyncOptions {
+        name: namespace.to_owned(),
+        namespace: namespace.to_owned(),
+        url,
+        branch: render.branch.clone(),
+        target_path: paths.sync_path(),
+        interval: format_go_duration(render.interval),
+        secret_name: (!matches!(mode, GitMode::AzureProvider)).then(|| render.secret_name.clone()),
+        recurse_submodules: render.recurse_submodules,
+        sparse_checkout: Vec::new(),
+        provider: matches!(mode, GitMode::AzureProvider).then(|| "azure".to_owned()),
+    };
+    Ok(fluxbootstrap_manifests::render_sync(&options))
+}
+
+/// The Secret for the mode, or `None` when it is to be kept as it is (or there is none).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "every input of flux's ReconcileSourceSecret"
+)]
+pub(crate) async fn secret_for_mode(
+    mode: &GitMode,
+    repo_args: &RepoArgs,
+    push: &PushAuth,
+    private_key: Option<&SecretString>,
+    ca_pem: Option<&Vec<u8>>,
+    args: &AzdoArgs,
+    repo: &RepoUrl,
+    cluster: &Cluster,
+    namespace: &str,
+    printer: Printer,
+) -> Result<Option<BTreeMap<String, SecretBytes>>> {
+    let secret_name = &args.render.secret_name;
+    match mode {
+        GitMode::AzureProvider => Ok(None),
+        GitMode::Token { bearer } => {
+            let token = push.token.as_ref().context("token auth without a token")?;
+            Ok(Some(crate::commands::azdo::token_secret(
+                &repo_args.username,
+                token,
+                *bearer,
+                ca_pem,
+            )))
+        }
+        GitMode::Ssh | GitMode::TokenPushSshSync { .. } => {
+            printer.action(format_args!(
+                "determining if source secret \"{namespace}/{secret_name}\" exists"
+            ));
+            let existing = cluster.get_secret(namespace, secret_name).await?;
+            let ssh_host = match mode {
+                GitMode::TokenPushSshSync { ssh_host } => ssh_host.clone(),
+                _ => repo.ssh_host(),
+            };
+            // Like flux: without new key material an existing SSH Secret is kept, so re-runs
+            // do not replace a key the user already registered.
+            if private_key.is_none()
+                && existing
+                    .as_ref()
+                    .is_some_and(|d| d.contains_key("identity"))
+            {
+                return Ok(None);
+            }
+            let key = match (&push.key, private_key) {
+                (Some(key), _) => key.clone(),
+                (None, Some(text)) => fluxbootstrap_auth::load_private_key(
+                    text,
+                    push.token.as_ref().filter(|_| matches!(mode, GitMode::Ssh)),
+                )?,
+                (None, None) => {
+                    printer.action("generating source secret");
+                    generate_key(args)?
+                }
+            };
+            key.ensure_accepted_by(&ssh_host)?;
+            let known_hosts = known_hosts_for(&ssh_host, printer).await?;
+            crate::commands::azdo::prompt_public_key(
+                &key.public_openssh,
+                &format!("https://dev.azure.com/{}/_usersSettings/keys", repo.org),
+                args.silent || args.yes || args.dry_run,
+                printer,
+            )?;
+            let mut data = BTreeMap::new();
+            let identity = match private_key {
+                Some(text) => SecretBytes::from(text.clone()),
+                None => SecretBytes::from(key.private_pkcs8_pem.clone()),
+            };
+            data.insert("identity".to_owned(), identity);
+            data.insert(
+                "identity.pub".to_owned(),
+                SecretBytes::new(format!("{}\n", key.public_openssh).into_bytes()),
+            );
+            data.insert(
+                "known_hosts".to_owned(),
+                SecretBytes::new(known_hosts.trim().as_bytes().to_vec()),
+            );
+            if matches!(mode, GitMode::Ssh)
+                && let Some(passphrase) = &push.token
+            {
+                data.insert("password".to_owned(), SecretBytes::from(passphrase.clone()));
+            }
+            Ok(Some(data))
+        }
+    }
+}
+
+fn generate_key(args: &AzdoArgs) -> Result<SshKeyPair> {
+    let key = match args.ssh_key_algorithm.as_str() {
+        "rsa" => fluxbootstrap_auth::generate_rsa(args.ssh_rsa_bits)?,
+        "ecdsa" => fluxbootstrap_auth::generate_ecdsa(match args.ssh_ecdsa_curve.as_str() {
+            "p256" => EcdsaCurve::P256,
+            "p521" => EcdsaCurve::P521,
+            _ => EcdsaCurve::P384,
+        })?,
+        _ => fluxbootstrap_auth::generate_ed25519()?,
+    };
+    Ok(key)
+}
+
+/// A unified diff of one repository file, for `--dry-run`.
+pub(crate) fn unified_diff(path: &str, old: Option<&[u8]>, new: &[u8]) -> String {
+    let old = old.map(String::from_utf8_lossy).unwrap_or_default();
+    let new = String::from_utf8_lossy(new);
+    similar::TextDiff::from_lines(old.as_ref(), new.as_ref())
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("a/{path}"), &format!("b/{path}"))
+        .to_string()
+}
+
+/// A y/N question: a prompt on a terminal, else one line read from stdin.
+pub(crate) fn confirm(question: &str, interactive: bool) -> Result<bool> {
+    if interactive {
+        return Ok(dialoguer::Confirm::new()
+            .with_prompt(question)
+            .default(false)
+            .interact()?);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("failed to read the answer from stdin")?;
+    Ok(matches!(
+        line.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
+/// Draws git transfer progress (nothing yet; the step lines say what is happening).
+pub(crate) struct GitPrinter;
+
+impl fluxbootstrap_git::Reporter for GitPrinter {}
+
+/// Draws cluster progress as flux-style lines.
+pub(crate) struct ClusterPrinter(pub(crate) Printer);
+
+impl ApplyReporter for ClusterPrinter {
+    fn object(&self, entry: &ApplyEntry) {
+        let verb = match entry.change {
+            Change::Created => "created",
+            Change::Configured => "configured",
+            Change::Unchanged => "unchanged",
+        };
+        self.0.detail(format_args!("{} {verb}", entry.object));
+    }
+}
+
+impl WaitReporter for ClusterPrinter {
+    fn waiting(&self, target: &WaitTarget) {
+        match target {
+            WaitTarget::GitRepository(name) | WaitTarget::Kustomization(name) => {
+                self.0.waiting(format_args!(
+                    "waiting for {target} to be reconciled ({name})"
+                ));
+            }
+            WaitTarget::Deployment(_) => {}
+        }
+    }
+
+    fn ready(&self, target: &WaitTarget) {
+        match target {
+            WaitTarget::Deployment(name) => {
+                self.0.success(format_args!("{name}: deployment ready"))
+            }
+            other => self
+                .0
+                .success(format_args!("{other} reconciled successfully")),
+        }
+    }
+
+    fn failed(&self, target: &WaitTarget, message: &str) {
+        self.0.failure(format_args!("{target}: {message}"));
+    }
+}
+
+/// A CA bundle written to a private temporary file for libgit2, removed on drop. CA
+/// certificates are public, but the file still lives only as long as the command.
+pub(crate) struct TempCaFile(Option<tempfile::NamedTempFile>);
+
+impl TempCaFile {
+    /// Writes `pem` (if any) to a temporary file.
+    pub(crate) fn new(pem: Option<&[u8]>) -> Result<Self> {
+        let Some(pem) = pem else {
+            return Ok(Self(None));
+        };
+        let mut file =
+            tempfile::NamedTempFile::new().context("failed to create a temporary CA file")?;
+        std::io::Write::write_all(&mut file, pem).context("failed to write a temporary CA file")?;
+        Ok(Self(Some(file)))
+    }
+
+    /// The file's path, if there is one.
+    pub(crate) fn path(&self) -> Option<std::path::PathBuf> {
+        self.0.as_ref().map(|f| f.path().to_owned())
+    }
+}

@@ -1,0 +1,137 @@
+//! Error reports: `error:`, the cause chain, and a `hint:` line; exit codes.
+//!
+//! Library crates describe only their own layer and offer a `hint()`; this module walks the
+//! chain once, prints every layer, and asks each known library error for advice.
+
+use std::error::Error;
+use std::fmt;
+
+use owo_colors::OwoColorize;
+
+use crate::printer::Printer;
+
+/// Exit codes, documented in the README.
+pub(crate) mod exit_code {
+    /// The command did what was asked.
+    pub(crate) const SUCCESS: i32 = 0;
+    /// Bootstrap or user-input failure.
+    pub(crate) const FAILURE: i32 = 1;
+    /// Usage error or an unexpected internal failure.
+    pub(crate) const USAGE: i32 = 2;
+    /// Interrupted with Ctrl-C.
+    pub(crate) const INTERRUPTED: i32 = 130;
+}
+
+/// An error raised by the binary itself, with advice for the user.
+#[derive(Debug)]
+pub(crate) struct Hinted {
+    message: String,
+    hint: String,
+}
+
+impl Hinted {
+    /// An error `message` with the `hint` shown after it.
+    pub(crate) fn new(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+}
+
+impl fmt::Display for Hinted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl Error for Hinted {}
+
+/// The user pressed Ctrl-C.
+#[derive(Debug)]
+pub(crate) struct Interrupted;
+
+impl fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("interrupted")
+    }
+}
+
+impl Error for Interrupted {}
+
+/// Prints `err` and returns the exit code for it.
+pub(crate) fn report(printer: Printer, err: &anyhow::Error) -> i32 {
+    if err.downcast_ref::<Interrupted>().is_some() {
+        printer.stderr(format_args!("{} interrupted", "✗".red()));
+        return exit_code::INTERRUPTED;
+    }
+    printer.stderr(render(err));
+    exit_code::FAILURE
+}
+
+/// The text of an error report, without colour decisions (anstream strips them when needed).
+pub(crate) fn render(err: &anyhow::Error) -> String {
+    let mut out = format!("{}: {err}", "error".red().bold());
+    let mut hint = None;
+    for (index, cause) in err.chain().enumerate() {
+        if index > 0 && !cause.to_string().trim().is_empty() {
+            if !out.contains("Caused by") {
+                out.push_str(&format!("\n  {}:", "Caused by".bold()));
+            }
+            out.push_str(&format!("\n    {cause}"));
+        }
+        hint = hint.or_else(|| hint_for(cause));
+    }
+    if let Some(hint) = hint {
+        out.push_str(&format!("\n{}: {hint}", "hint".cyan().bold()));
+    }
+    out
+}
+
+/// Asks the known error types of the chain for advice; the outermost advice wins.
+fn hint_for(cause: &(dyn Error + 'static)) -> Option<String> {
+    macro_rules! hint_of {
+        ($($ty:ty),* $(,)?) => {
+            $(if let Some(err) = cause.downcast_ref::<$ty>() {
+                return err.hint();
+            })*
+        };
+    }
+    if let Some(err) = cause.downcast_ref::<Hinted>() {
+        return Some(err.hint.clone());
+    }
+    hint_of!(
+        fluxbootstrap_auth::AuthError,
+        fluxbootstrap_auth::KeyError,
+        fluxbootstrap_auth::HostKeyError,
+        fluxbootstrap_azdo::UrlError,
+        fluxbootstrap_azdo::AzdoError,
+        fluxbootstrap_git::GitError,
+        fluxbootstrap_manifests::BundleError,
+        fluxbootstrap_manifests::RenderError,
+        fluxbootstrap_manifests::PathError,
+        fluxbootstrap_release::ReleaseError,
+        fluxbootstrap_cluster::ClusterError,
+    );
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use anyhow::Context;
+
+    use super::*;
+
+    #[test]
+    fn renders_chain_and_hint() {
+        anstream::ColorChoice::Never.write_global();
+        let err = Err::<(), _>(Hinted::new("no PAT was given", "set `GIT_PASSWORD`"))
+            .context("failed to authenticate")
+            .unwrap_err();
+        let text = anstream::adapter::strip_str(&render(&err)).to_string();
+        assert_eq!(
+            text,
+            "error: failed to authenticate\n  Caused by:\n    no PAT was given\nhint: set `GIT_PASSWORD`"
+        );
+    }
+}

@@ -1,0 +1,456 @@
+//! The bootstrap flows of issue 7, each checked with the real `git` and `kubectl`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::Stdio;
+
+use fluxbootstrap_test::{ControlPlane, FakeControllerOptions, FakeControllers};
+
+use crate::context::{commit_subjects, env, run, show, temp_dir, tree};
+
+const COMPONENTS: &str = "Add Flux v2.9.4 component manifests";
+const SYNC: &str = "Add Flux sync manifests";
+
+fn secret_keys(namespace: &str, context: &str) -> Vec<String> {
+    let out = env().kubectl(&[
+        "--context",
+        context,
+        "-n",
+        namespace,
+        "get",
+        "secret",
+        "flux-system",
+        "-o",
+        "go-template={{range $k, $v := .data}}{{$k}} {{end}}",
+    ]);
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn token_auth_with_git_password_then_rerun_is_a_no_op() {
+    let env = env();
+    // A private cluster: other tests re-label the shared cluster's CRDs with their
+    // namespaces, which would make the no-op re-run below see changes it did not cause.
+    let private = ControlPlane::start();
+    let _controllers = FakeControllers::start(FakeControllerOptions {
+        kubeconfig: private.kubeconfig().to_owned(),
+        context: private.admin_context().to_owned(),
+        azure_token: None,
+    });
+    let repo = env.repo();
+    let ns = "flux-system";
+    let admin = private.admin_context();
+    let kubeconfig = private
+        .kubeconfig()
+        .to_str()
+        .expect("utf-8 path")
+        .to_owned();
+    let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
+    let args = [
+        "azdo",
+        "--kubeconfig",
+        &kubeconfig,
+        "--url",
+        &repo.https_url,
+        "--ca-file",
+        &ca,
+        "--path",
+        "clusters/dev",
+    ];
+
+    let first = run(env.plugin().args(args).env("GIT_PASSWORD", env.git.pat()));
+    assert_eq!(first.0, 0, "bootstrap failed:\n{}", first.2);
+    assert!(
+        !first.1.contains(env.git.pat()) && !first.2.contains(env.git.pat()),
+        "the PAT was printed"
+    );
+
+    assert_eq!(commit_subjects(&repo, "main"), [SYNC, COMPONENTS]);
+    let files = tree(&repo, "main");
+    for file in [
+        "gotk-components.yaml",
+        "gotk-sync.yaml",
+        "kustomization.yaml",
+    ] {
+        assert!(
+            files.contains(&format!("clusters/dev/{ns}/{file}")),
+            "{file} missing from {files:?}"
+        );
+    }
+    let sync = show(&repo, "main", &format!("clusters/dev/{ns}/gotk-sync.yaml"));
+    assert!(sync.contains(&format!("url: {}", repo.https_url)), "{sync}");
+    assert!(sync.contains("path: ./clusters/dev"), "{sync}");
+    let kubectl = |args: &[&str]| {
+        let out = private.kubectl().args(args).output().expect("kubectl runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let keys = kubectl(&[
+        "--context",
+        admin,
+        "-n",
+        ns,
+        "get",
+        "secret",
+        "flux-system",
+        "-o",
+        "go-template={{range $k, $v := .data}}{{$k}} {{end}}",
+    ]);
+    assert_eq!(
+        keys.split_whitespace().collect::<Vec<_>>(),
+        ["ca.crt", "password", "username"]
+    );
+    let head = repo.branch_sha("main").expect("main exists");
+    let revision = kubectl(&[
+        "--context",
+        admin,
+        "-n",
+        ns,
+        "get",
+        "gitrepository",
+        ns,
+        "-o",
+        "jsonpath={.status.artifact.revision}",
+    ]);
+    assert_eq!(revision, format!("main@sha1:{head}"));
+    let attempted = kubectl(&[
+        "--context",
+        admin,
+        "-n",
+        ns,
+        "get",
+        "kustomization",
+        ns,
+        "-o",
+        "jsonpath={.status.lastAttemptedRevision}",
+    ]);
+    assert_eq!(attempted, format!("main@sha1:{head}"));
+
+    // Re-run: no commit, no cluster write.
+    let again = run(env
+        .plugin()
+        .args(args)
+        .args(["-o", "json"])
+        .env("GIT_PASSWORD", env.git.pat()));
+    assert_eq!(again.0, 0, "re-run failed:\n{}", again.2);
+    assert_eq!(commit_subjects(&repo, "main").len(), 2);
+    let summary: serde_json::Value = serde_json::from_str(&again.1).expect("json summary");
+    assert_eq!(summary["commits"], serde_json::json!([]));
+    assert_eq!(summary["objects"]["created"], 0, "{summary:#}");
+    assert_eq!(summary["objects"]["configured"], 0, "{summary:#}");
+    assert_eq!(summary["writes"], 0, "{summary:#}");
+}
+
+#[test]
+fn token_auth_with_the_pat_from_a_pipe() {
+    let env = env();
+    let repo = env.repo();
+    let ns = env.namespace();
+    let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
+    let mut child = env
+        .plugin()
+        .args([
+            "azdo",
+            "--url",
+            &repo.https_url,
+            "--ca-file",
+            &ca,
+            "--path",
+            "clusters/piped",
+            "-n",
+            &ns,
+        ])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the plugin starts");
+    writeln!(
+        child.stdin.take().expect("stdin is piped"),
+        "{}",
+        env.git.pat()
+    )
+    .expect("the PAT is written");
+    let out = child.wait_with_output().expect("the plugin finishes");
+    assert!(
+        out.status.success(),
+        "bootstrap failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(commit_subjects(&repo, "main"), [SYNC, COMPONENTS]);
+    assert_eq!(
+        secret_keys(&ns, env.control_plane.admin_context()),
+        ["ca.crt", "password", "username"]
+    );
+}
+
+#[test]
+fn pat_push_with_ssh_for_the_cluster() {
+    let env = env();
+    let repo = env.repo();
+    let ns = env.namespace();
+    let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
+    let ssh_host = env.git.ssh_host();
+    let mut child = env
+        .plugin()
+        .args([
+            "azdo",
+            "--url",
+            &repo.https_url,
+            "--ca-file",
+            &ca,
+            "--ssh-hostname",
+            &ssh_host,
+            "--path",
+            "clusters/ssh",
+            "-n",
+            &ns,
+        ])
+        .env("GIT_PASSWORD", env.git.pat())
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the plugin starts");
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr is piped"));
+    let mut transcript = String::new();
+    let mut line = String::new();
+    while stderr.read_line(&mut line).expect("stderr is readable") > 0 {
+        transcript.push_str(&line);
+        if let Some(key) = line.trim().strip_prefix("✔ public key: ") {
+            assert!(
+                key.starts_with("ssh-rsa "),
+                "Azure DevOps needs an RSA key: {key}"
+            );
+            // What the user does on the Azure DevOps SSH keys page.
+            env.git.add_ssh_key(key);
+        }
+        if line.contains("Please give the key access")
+            || line.contains("add it to the SSH public keys")
+        {
+            let _ = writeln!(stdin, "y");
+        }
+        line.clear();
+    }
+    drop(stdin);
+    let status = child.wait().expect("the plugin finishes");
+    assert!(status.success(), "bootstrap failed:\n{transcript}");
+    let sync = show(&repo, "main", &format!("clusters/ssh/{ns}/gotk-sync.yaml"));
+    assert!(sync.contains("url: ssh://git@"), "{sync}");
+    let kustomization = show(
+        &repo,
+        "main",
+        &format!("clusters/ssh/{ns}/kustomization.yaml"),
+    );
+    assert!(
+        kustomization.contains("--ssh-hostkey-algos=rsa-sha2-512,rsa-sha2-256"),
+        "{kustomization}"
+    );
+    assert_eq!(
+        secret_keys(&ns, env.control_plane.admin_context()),
+        ["identity", "identity.pub", "known_hosts"]
+    );
+}
+
+#[test]
+fn ssh_only_with_a_private_key_file_and_passphrase() {
+    let env = env();
+    let repo = env.repo();
+    let ns = env.namespace();
+    let (_dir, dir) = temp_dir();
+    let key = dir.join("id_rsa");
+    let status = std::process::Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "rsa",
+            "-b",
+            "3072",
+            "-N",
+            "correct horse",
+            "-C",
+            "",
+            "-f",
+        ])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen runs");
+    assert!(status.success());
+    let public = std::fs::read_to_string(dir.join("id_rsa.pub")).expect("public key written");
+    env.git.add_ssh_key(public.trim());
+    let out = run(env
+        .plugin()
+        .args(["azdo", "--url", &repo.ssh_url, "--private-key-file"])
+        .arg(&key)
+        .args(["--silent", "--path", "clusters/ssh-only", "-n", &ns])
+        .env("GIT_PASSWORD", "correct horse"));
+    assert_eq!(out.0, 0, "bootstrap failed:\n{}", out.2);
+    assert!(
+        !out.2.contains("correct horse"),
+        "the passphrase was printed"
+    );
+    assert_eq!(commit_subjects(&repo, "main"), [SYNC, COMPONENTS]);
+    assert_eq!(
+        secret_keys(&ns, env.control_plane.admin_context()),
+        ["identity", "identity.pub", "known_hosts", "password"]
+    );
+}
+
+#[test]
+fn dry_run_writes_nothing() {
+    let env = env();
+    let repo = env.repo();
+    let ns = env.namespace();
+    let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
+    let out = run(env
+        .plugin()
+        .args([
+            "azdo",
+            "--dry-run",
+            "--url",
+            &repo.https_url,
+            "--ca-file",
+            &ca,
+            "--path",
+            "clusters/dry",
+            "-n",
+            &ns,
+        ])
+        .env("GIT_PASSWORD", env.git.pat()));
+    assert_eq!(out.0, 0, "dry run failed:\n{}", out.2);
+    assert!(
+        out.1
+            .contains(&format!("+++ b/clusters/dry/{ns}/gotk-sync.yaml")),
+        "no diff on stdout:\n{}",
+        out.1
+    );
+    assert_eq!(repo.branch_sha("main"), None, "the dry run pushed");
+    let ns_out = env.kubectl(&["get", "namespace", &ns]);
+    assert!(
+        !ns_out.status.success(),
+        "the dry run created the namespace"
+    );
+}
+
+#[test]
+fn context_flag_picks_the_second_cluster_and_leaves_the_current_context_alone() {
+    let env = env();
+    let repo = env.repo();
+    let ns = env.namespace();
+    let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
+    let second = env.control_plane.second_context();
+    let out = run(env
+        .plugin()
+        .args([
+            "azdo",
+            "--context",
+            second,
+            "--url",
+            &repo.https_url,
+            "--ca-file",
+            &ca,
+            "--path",
+            "clusters/second",
+            "-n",
+            &ns,
+        ])
+        .env("GIT_PASSWORD", env.git.pat()));
+    assert_eq!(out.0, 0, "bootstrap failed:\n{}", out.2);
+    assert_eq!(secret_keys(&ns, second), ["ca.crt", "password", "username"]);
+    let on_admin = env.kubectl(&[
+        "--context",
+        env.control_plane.admin_context(),
+        "get",
+        "namespace",
+        &ns,
+    ]);
+    assert!(!on_admin.status.success(), "the first cluster was touched");
+    let current = env.kubectl(&["config", "current-context"]);
+    assert_eq!(
+        String::from_utf8_lossy(&current.stdout).trim(),
+        env.control_plane.admin_context()
+    );
+}
+
+#[test]
+fn bad_input_is_refused_before_anything_changes() {
+    let env = env();
+    let repo = env.repo();
+    let ns = env.namespace();
+    let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
+    let cases: Vec<(Vec<&str>, Option<&str>, &str)> = vec![
+        (
+            vec!["--url", "https://github.com/fluxcd/flux2"],
+            Some(env.git.pat()),
+            "not an Azure DevOps",
+        ),
+        (
+            vec!["--url", &repo.https_url, "--ca-file", &ca],
+            Some("wrong-pat"),
+            "hint:",
+        ),
+        (
+            vec!["--url", &repo.https_url, "--ca-file", &ca],
+            Some(env.git.readonly_pat()),
+            "hint:",
+        ),
+        (
+            vec![
+                "--url",
+                &repo.https_url,
+                "--ca-file",
+                &ca,
+                "--context",
+                env.control_plane.nonadmin_context(),
+            ],
+            Some(env.git.pat()),
+            "hint:",
+        ),
+        (
+            vec![
+                "--url",
+                &repo.https_url,
+                "--ca-file",
+                &ca,
+                "--components-extra",
+                "made-up-controller",
+            ],
+            Some(env.git.pat()),
+            "made-up-controller",
+        ),
+        (
+            vec!["--url", &repo.https_url, "--ca-file", &ca, "--path", "../x"],
+            Some(env.git.pat()),
+            "outside the repository",
+        ),
+    ];
+    for (args, pat, expected) in cases {
+        let mut cmd = env.plugin();
+        cmd.args(["azdo", "-n", &ns]).args(&args);
+        if let Some(pat) = pat {
+            cmd.env("GIT_PASSWORD", pat);
+        }
+        let out = run(&mut cmd);
+        assert_eq!(
+            out.0, 1,
+            "{args:?} should fail with exit code 1:\n{}",
+            out.2
+        );
+        assert!(out.2.contains("error:"), "{args:?}:\n{}", out.2);
+        assert!(
+            out.2.to_lowercase().contains(&expected.to_lowercase()),
+            "{args:?} should mention {expected:?}:\n{}",
+            out.2
+        );
+        assert!(
+            !out.2.contains(env.git.pat()),
+            "the PAT was printed for {args:?}"
+        );
+        assert_eq!(repo.branch_sha("main"), None, "{args:?} pushed something");
+    }
+    let ns_out = env.kubectl(&["get", "namespace", &ns]);
+    assert!(
+        !ns_out.status.success(),
+        "a failed run created the namespace"
+    );
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: the real `kubectl-fluxbootstrap` binary against the harness (a real
+//! kube-apiserver, an Azure-DevOps-shaped git server, fake Flux controllers), with results
+//! checked through the real `git` and `kubectl`.
+
+mod bootstrap;
+mod cli;
+mod context;

@@ -1,0 +1,117 @@
+//! `cargo xtask test`: the one command that runs the whole suite on a fresh machine.
+//!
+//! It installs the Debian packages the harness needs (when running as root), creates the
+//! `git` system user the harness's sshd logs in as, builds the cached kube-apiserver, kubectl
+//! and etcd binaries, and then runs `cargo test --workspace` with any extra arguments.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+/// Debian packages the harness runs: OpenSSH's sshd and client, git (with `git http-backend`).
+const PACKAGES: &[&str] = &["openssh-server", "openssh-client", "git", "ca-certificates"];
+
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    install_packages()?;
+    ensure_git_user()?;
+    crate::kube::run(&["build".to_owned()])?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(cargo)
+        .args(["test", "--workspace", "--locked"])
+        .args(args)
+        .status()
+        .context("failed to run `cargo test`")?;
+    if !status.success() {
+        bail!("the test suite failed ({status})");
+    }
+    Ok(())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+pub(crate) fn install_packages() -> Result<()> {
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| {
+            !Command::new("dpkg")
+                .args(["-s", p])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() || !Path::new("/usr/bin/apt-get").exists() {
+        bail!(
+            "missing system packages: {}; install them (e.g. `sudo apt-get install {}`) and run again",
+            missing.join(", "),
+            missing.join(" ")
+        );
+    }
+    eprintln_status(&format!("installing {}", missing.join(", ")));
+    let install = || {
+        Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+    };
+    if !install().context("failed to run apt-get")?.success() {
+        // A fresh machine may have no package lists yet.
+        let _ = Command::new("apt-get")
+            .arg("update")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status();
+        if !install().context("failed to run apt-get")?.success() {
+            bail!("`apt-get install {}` failed", missing.join(" "));
+        }
+    }
+    Ok(())
+}
+
+/// The harness's sshd serves Azure DevOps' `git@` logins, so a `git` user must exist.
+pub(crate) fn ensure_git_user() -> Result<()> {
+    if Command::new("id")
+        .arg("git")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return Ok(());
+    }
+    if !is_root() {
+        bail!(
+            "the SSH tests need a `git` system user: `sudo useradd --system --shell /bin/sh --home-dir /nonexistent --no-create-home git`"
+        );
+    }
+    let status = Command::new("useradd")
+        .args([
+            "--system",
+            "--shell",
+            "/bin/sh",
+            "--home-dir",
+            "/nonexistent",
+            "--no-create-home",
+            "git",
+        ])
+        .status()
+        .context("failed to run useradd")?;
+    if !status.success() {
+        bail!("`useradd git` failed ({status})");
+    }
+    Ok(())
+}
+
+fn eprintln_status(message: &str) {
+    #[expect(clippy::print_stderr, reason = "xtask reports its progress on stderr")]
+    {
+        eprintln!("xtask: {message}");
+    }
+}
