@@ -120,8 +120,8 @@ fn read_line(stdin: &mut dyn Read) -> io::Result<SecretString> {
 mod tests {
     use super::*;
 
-    fn secret(s: &str) -> Option<SecretString> {
-        Some(SecretString::new(s.to_owned()))
+    fn secret(s: &str) -> SecretString {
+        SecretString::new(s.to_owned())
     }
 
     fn no_prompt(_: &str) -> io::Result<SecretString> {
@@ -131,8 +131,8 @@ mod tests {
     #[test]
     fn flag_wins_over_everything() {
         let (pat, source) = resolve_pat(
-            secret("flag"),
-            secret("env"),
+            Some(secret("flag")),
+            Some(secret("env")),
             &mut &b"stdin\n"[..],
             false,
             &no_prompt,
@@ -144,12 +144,18 @@ mod tests {
 
     #[test]
     fn env_then_stdin() {
-        let (pat, source) =
-            resolve_pat(None, secret("env"), &mut &b"stdin\n"[..], false, &no_prompt).unwrap();
+        let (pat, source) = resolve_pat(
+            None,
+            Some(secret("env")),
+            &mut &b"stdin\n"[..],
+            false,
+            &no_prompt,
+        )
+        .unwrap();
         assert_eq!((pat.expose_secret(), source), ("env", PatSource::Env));
         let (pat, source) = resolve_pat(
-            secret(""),
-            secret(""),
+            Some(secret("")),
+            Some(secret("")),
             &mut &b"piped\r\nrest"[..],
             false,
             &no_prompt,

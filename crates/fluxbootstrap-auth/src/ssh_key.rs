@@ -127,6 +127,14 @@ pub enum KeyError {
     /// The text is not a private key we can read.
     #[error("the private key is not an OpenSSH or PEM (PKCS#1, PKCS#8, SEC1) private key")]
     UnsupportedFormat,
+    /// An OpenSSH-format key that `ssh-key` cannot decode. Known case: ECDSA keys whose
+    /// scalar OpenSSH wrote with a leading zero byte stripped (about 1 in 4 P-521 keys).
+    #[error("failed to decode the OpenSSH private key")]
+    Undecodable {
+        /// The decoder's error.
+        #[source]
+        source: ssh_key::Error,
+    },
     /// The key type cannot be used (DSA, security keys, ...).
     #[error("unsupported private key type `{key_type}`")]
     UnsupportedType {
@@ -168,6 +176,9 @@ impl KeyError {
                     .to_owned(),
             ),
             Self::UnsupportedType { .. } => Some("use an RSA key".to_owned()),
+            Self::Undecodable { .. } => Some(
+                "convert the key to PEM with `ssh-keygen -p -m PEM -f <file>` (it keeps the key), or use an RSA key".to_owned(),
+            ),
             Self::OpenSsl { .. } | Self::Ssh { .. } | Self::Write { .. } => None,
         }
     }
@@ -216,13 +227,18 @@ pub fn load_private_key(
     let text = text.expose_secret();
     let passphrase = passphrase.filter(|p| !p.is_empty());
     if text.contains("-----BEGIN OPENSSH PRIVATE KEY-----") {
-        let mut key =
-            PrivateKey::from_openssh(text.trim()).map_err(|_| KeyError::UnsupportedFormat)?;
+        let mut key = PrivateKey::from_openssh(text.trim())
+            .map_err(|source| KeyError::Undecodable { source })?;
         if key.is_encrypted() {
             let passphrase = passphrase.ok_or(KeyError::PassphraseRequired)?;
-            key = key
-                .decrypt(passphrase.expose_secret().as_bytes())
-                .map_err(|_| KeyError::WrongPassphrase)?;
+            // A wrong passphrase shows as mismatched check integers (`Crypto`); anything
+            // else is a decoding problem with the right passphrase.
+            key = key.decrypt(passphrase.expose_secret().as_bytes()).map_err(
+                |source| match source {
+                    ssh_key::Error::Crypto => KeyError::WrongPassphrase,
+                    source => KeyError::Undecodable { source },
+                },
+            )?;
         }
         let pkey = pkey_from_ssh(key.key_data())?;
         return pair_from_pkey(&pkey);
