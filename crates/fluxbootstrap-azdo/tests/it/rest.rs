@@ -51,7 +51,18 @@ fn existing_repo() -> RepoUrl {
 #[tokio::test]
 async fn connection_data_accepts_pat_and_bearer() {
     let url = existing_repo();
-    let who = pat_client(&url).connection_data().await.unwrap();
+    let pat_client = pat_client(&url);
+    let pat = harness(GitServer::pat);
+    let shown = format!("{pat_client:?}");
+    let basic = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!(":{pat}"),
+    );
+    assert!(
+        !shown.contains(pat) && !shown.contains(&basic),
+        "the client's Debug must not show the PAT"
+    );
+    let who = pat_client.connection_data().await.unwrap();
     assert_eq!(who.display_name.as_deref(), Some("Test User"));
     let bearer = client(
         &url,
