@@ -865,6 +865,84 @@ spec:
         assert_eq!(zip_time(0), zip::DateTime::default());
     }
 
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("xtask-dist-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn archives_hold_the_binary_and_license_at_the_root_with_modes() {
+        let dir = scratch("pack");
+        let (bin, license) = (dir.join("bin"), dir.join("LICENSE"));
+        std::fs::write(&bin, b"#!/bin/sh\n").unwrap();
+        std::fs::write(&license, b"license text").unwrap();
+        let entries = [
+            (BINARY, bin.as_path(), 0o755),
+            ("LICENSE", license.as_path(), 0o644),
+        ];
+
+        let tgz = dir.join("a.tar.gz");
+        pack(&tgz, &entries, 1_700_000_000).unwrap();
+        let first = sha256_hex(&tgz).unwrap();
+        let file = File::open(&tgz).unwrap();
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        let found: Vec<(String, u32, tar::EntryType)> = tar
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                (
+                    e.path().unwrap().display().to_string(),
+                    h.mode().unwrap(),
+                    h.entry_type(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (BINARY.to_owned(), 0o755, tar::EntryType::Regular),
+                ("LICENSE".to_owned(), 0o644, tar::EntryType::Regular)
+            ]
+        );
+        pack(&tgz, &entries, 1_700_000_000).unwrap();
+        assert_eq!(
+            sha256_hex(&tgz).unwrap(),
+            first,
+            "archives are reproducible"
+        );
+
+        let zip_path = dir.join("a.zip");
+        pack(&zip_path, &entries, 1_700_000_000).unwrap();
+        let mut zip = zip::ZipArchive::new(File::open(&zip_path).unwrap()).unwrap();
+        assert_eq!(zip.len(), 2);
+        let exe = zip.by_name(BINARY).unwrap();
+        assert_eq!(exe.unix_mode().map(|m| m & 0o777), Some(0o755));
+        drop(exe);
+        assert!(zip.by_name("LICENSE").is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn checksum_files_are_checked_against_the_archive() {
+        let dir = scratch("sha");
+        let archive = dir.join("k.tar.gz");
+        std::fs::write(&archive, b"archive").unwrap();
+        let sha = write_sha256(&archive).unwrap();
+        assert_eq!(read_sha256(&dir, "k.tar.gz").unwrap(), Some(sha.clone()));
+        assert_eq!(
+            read(&dir.join("k.tar.gz.sha256")).unwrap(),
+            format!("{sha}  k.tar.gz\n")
+        );
+        assert_eq!(read_sha256(&dir, "missing.tar.gz").unwrap(), None);
+        std::fs::write(&archive, b"changed").unwrap();
+        assert!(read_sha256(&dir, "k.tar.gz").is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn workspace_version_is_the_package_version() {
         assert_eq!(
