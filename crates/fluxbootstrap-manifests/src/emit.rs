@@ -136,6 +136,10 @@ impl Emitter<'_> {
     }
 
     fn string(&mut self, s: &str, indent: usize, simple_key: bool) {
+        if is_safe_plain(s) {
+            self.plain_ascii(s, indent, !simple_key);
+            return;
+        }
         let requested = if s.contains('\n') {
             Style::Literal
         } else if resolves_to_str(s) {
@@ -151,6 +155,36 @@ impl Emitter<'_> {
             Style::Double => self.double_quoted(s, indent, allow_breaks),
             Style::Literal => self.literal(s, indent),
         }
+    }
+
+    /// [`Self::plain`] for ASCII text: columns are bytes, and a value that fits before
+    /// column 80 (or has no space) is copied in one go.
+    fn plain_ascii(&mut self, value: &str, indent: usize, allow_breaks: bool) {
+        if !self.whitespace {
+            self.put(' ');
+        }
+        if !allow_breaks || self.column + value.len() <= BEST_WIDTH + 1 || !value.contains(' ') {
+            self.out.push_str(value);
+            self.column += value.len();
+        } else {
+            let bytes = value.as_bytes();
+            let mut spaces = false;
+            for (i, &b) in bytes.iter().enumerate() {
+                if b == b' ' {
+                    if !spaces && self.column > BEST_WIDTH && bytes.get(i + 1) != Some(&b' ') {
+                        self.write_indent(indent);
+                    } else {
+                        self.put(' ');
+                    }
+                    spaces = true;
+                } else {
+                    self.put(char::from(b));
+                    spaces = false;
+                }
+            }
+        }
+        self.whitespace = false;
+        self.indention = false;
     }
 
     fn plain(&mut self, value: &str, indent: usize, allow_breaks: bool) {
@@ -322,6 +356,23 @@ impl Emitter<'_> {
             }
         }
     }
+}
+
+/// ASCII text that go-yaml certainly prints plain: it starts with a letter that cannot
+/// begin a YAML 1.1 boolean or null, is printable, has no leading or trailing space, and
+/// no `: `, trailing `:` or ` #` that would make it an indicator.
+fn is_safe_plain(s: &str) -> bool {
+    let b = s.as_bytes();
+    let Some(&first) = b.first() else {
+        return false;
+    };
+    first.is_ascii_alphabetic()
+        && !b"yYnNtTfFoO".contains(&first)
+        && b.iter().all(|c| (0x20..=0x7e).contains(c))
+        && b[b.len() - 1] != b' '
+        && b[b.len() - 1] != b':'
+        && !s.contains(": ")
+        && !s.contains(" #")
 }
 
 fn is_break(c: char) -> bool {
