@@ -9,10 +9,36 @@ use anyhow::{Context, Result, bail};
 
 /// (name, package, bench target, what it measures)
 const BENCHES: &[(&str, &str, &str, &str)] = &[
-    ("apply", "fluxbootstrap-cluster", "apply", "Flux bundle first apply + no-op re-apply vs `kubectl apply --server-side`"),
-    ("binary", "kubectl-fluxbootstrap", "binary", "dist binary size; `kubectl fluxbootstrap --help` vs `kubectl version --client`"),
-    ("keygen", "fluxbootstrap-auth", "keygen", "RSA-4096 key generation (OpenSSL) vs `ssh-keygen -t rsa -b 4096`, median of 7"),
-    ("render", "fluxbootstrap-manifests", "render", "gotk-components.yaml default case vs `kubectl kustomize` of flux's overlay"),
+    (
+        "apply",
+        "fluxbootstrap-cluster",
+        "apply",
+        "Flux bundle first apply + no-op re-apply vs `kubectl apply --server-side`",
+    ),
+    (
+        "binary",
+        "kubectl-fluxbootstrap",
+        "binary",
+        "dist binary size; `kubectl fluxbootstrap --help` vs `kubectl version --client`",
+    ),
+    (
+        "git",
+        "fluxbootstrap-git",
+        "git",
+        "clone + commit + push of a 300-file repo over HTTPS vs the `git` CLI, median of 7",
+    ),
+    (
+        "keygen",
+        "fluxbootstrap-auth",
+        "keygen",
+        "RSA-4096 key generation (OpenSSL) vs `ssh-keygen -t rsa -b 4096`, median of 7",
+    ),
+    (
+        "render",
+        "fluxbootstrap-manifests",
+        "render",
+        "gotk-components.yaml default case vs `kubectl kustomize` of flux's overlay",
+    ),
 ];
 
 pub(crate) fn run(args: &[String]) -> Result<()> {

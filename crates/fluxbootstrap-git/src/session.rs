@@ -307,8 +307,10 @@ fn proxy() -> ProxyOptions<'static> {
 }
 
 /// Makes libgit2 ignore the user's and the system's git configuration (insteadOf rewrites,
-/// `http.sslVerify`, credential helpers), so a run depends only on its inputs. This crate
-/// is the only libgit2 user in the process, so the process-wide setting is ours to make.
+/// `http.sslVerify`, credential helpers) and `~/.ssh/known_hosts` (host keys are checked
+/// against the caller's lines only, and libssh2 refuses a connection outright when that
+/// file has a line it cannot parse), so a run depends only on its inputs. This crate is
+/// the only libgit2 user in the process, so the process-wide settings are ours to make.
 fn configure_libgit2() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -324,6 +326,20 @@ fn configure_libgit2() {
             )]
             // SAFETY: called once under `Once`, before this crate opens any repository.
             let _ = unsafe { git2::opts::set_search_path(level, "") };
+        }
+        // A home directory that does not exist: libgit2 then finds no `.ssh/known_hosts`
+        // and treats that as "no extra trust" rather than an error.
+        let home = c"/nonexistent/fluxbootstrap-git-home";
+        #[expect(
+            unsafe_code,
+            reason = "git2 has no wrapper for GIT_OPT_SET_HOMEDIR; libgit2 is initialised by the calls above"
+        )]
+        // SAFETY: GIT_OPT_SET_HOMEDIR takes one NUL-terminated string, which libgit2 copies.
+        unsafe {
+            libgit2_sys::git_libgit2_opts(
+                libgit2_sys::GIT_OPT_SET_HOMEDIR.cast_signed(),
+                home.as_ptr(),
+            );
         }
     });
 }
