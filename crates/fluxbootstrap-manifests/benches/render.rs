@@ -38,9 +38,15 @@ fn kubectl() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn median(mut samples: Vec<Duration>) -> Duration {
+/// (median, minimum): on a shared machine the minimum is the best estimate of the
+/// uncontended cost, the median what a user typically sees.
+fn stats(mut samples: Vec<Duration>) -> (Duration, Duration) {
     samples.sort();
-    samples[samples.len() / 2]
+    (samples[samples.len() / 2], samples[0])
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }
 
 fn main() {
@@ -59,7 +65,7 @@ fn main() {
     // Warm up, then time the renderer.
     let reference = render_components(&bundle, &opts).expect("renders");
     let runs = 50;
-    let ours = median(
+    let (ours, ours_min) = stats(
         (0..runs)
             .map(|_| {
                 let start = Instant::now();
@@ -72,9 +78,10 @@ fn main() {
     );
     println!("bundle: {what} ({})", dir.display());
     println!(
-        "render_components (default case, {} bytes): median {:.2} ms over {runs} runs",
+        "render_components (default case, {} bytes): median {:.2} ms, min {:.2} ms over {runs} runs",
         reference.len(),
-        ours.as_secs_f64() * 1e3
+        ms(ours),
+        ms(ours_min)
     );
 
     let Some(kubectl) = kubectl() else {
@@ -84,7 +91,7 @@ fn main() {
     let tmp = tempfile::tempdir().expect("temp dir");
     overlay::write_overlay(tmp.path(), &bundle, &opts);
     let kustomize_runs = 7;
-    let theirs = median(
+    let (theirs, theirs_min) = stats(
         (0..kustomize_runs)
             .map(|_| {
                 let start = Instant::now();
@@ -104,12 +111,14 @@ fn main() {
             .collect(),
     );
     println!(
-        "kubectl kustomize ({}): median {:.2} ms over {kustomize_runs} runs",
+        "kubectl kustomize ({}): median {:.2} ms, min {:.2} ms over {kustomize_runs} runs",
         kubectl.display(),
-        theirs.as_secs_f64() * 1e3
+        ms(theirs),
+        ms(theirs_min)
     );
     println!(
-        "ratio: {:.1}x faster (targets: >= 20x, < 20 ms)",
-        theirs.as_secs_f64() / ours.as_secs_f64()
+        "ratio: {:.1}x faster by median, {:.1}x by min (targets: >= 20x, < 20 ms)",
+        ms(theirs) / ms(ours),
+        ms(theirs_min) / ms(ours_min)
     );
 }
