@@ -41,7 +41,7 @@ impl Default for ApplyOptions {
     fn default() -> Self {
         Self {
             dry_run: false,
-            concurrency: 8,
+            concurrency: 16,
             timeout: Duration::from_mins(1),
         }
     }

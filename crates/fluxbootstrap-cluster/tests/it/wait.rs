@@ -91,7 +91,7 @@ fn a_ready_install_is_detected_as_soon_as_the_controllers_report() {
         let done = Instant::now();
         let last_write = controllers.await.unwrap();
         let lag = done.duration_since(last_write);
-        assert!(lag < Duration::from_secs(1), "detected {lag:?} after the last status write (watch, not poll)");
+        assert!(lag < Duration::from_secs(2), "detected {lag:?} after the last status write (watch, not poll)");
         let mut calls = recorder.0.into_inner().unwrap();
         calls.sort();
         assert_eq!(
