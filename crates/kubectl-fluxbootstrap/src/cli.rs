@@ -34,9 +34,10 @@ pub(crate) struct GlobalArgs {
     #[arg(long, global = true, value_name = "FILE")]
     pub(crate) kubeconfig: Option<PathBuf>,
 
-    /// Kubeconfig context to use (default: the current context)
-    #[arg(long, global = true, value_name = "NAME")]
-    pub(crate) context: Option<String>,
+    /// Kubeconfig context to use (default: the current context); `azdo` takes it repeatedly
+    /// to bootstrap several clusters in one run
+    #[arg(long, global = true, value_name = "NAME", action = clap::ArgAction::Append)]
+    pub(crate) context: Vec<String>,
 
     /// Kubeconfig cluster to use instead of the context's
     #[arg(long, global = true, value_name = "NAME")]
@@ -253,6 +254,10 @@ pub(crate) struct RepoArgs {
 }
 
 #[derive(Debug, Args)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "clap flags: each bool is one independent switch of the command line"
+)]
 pub(crate) struct AzdoArgs {
     #[command(flatten)]
     pub(crate) repo: RepoArgs,
@@ -323,6 +328,35 @@ pub(crate) struct AzdoArgs {
     /// Answer yes to every confirmation (non-interactive use)
     #[arg(short = 'y', long)]
     pub(crate) yes: bool,
+
+    /// Bootstrap every context of the kubeconfig (a fleet; see `--path` placeholders)
+    #[arg(long, conflicts_with = "context_selector")]
+    pub(crate) all_contexts: bool,
+
+    /// Bootstrap every kubeconfig context whose name matches this regular expression
+    #[arg(long, value_name = "REGEX")]
+    pub(crate) context_selector: Option<String>,
+
+    /// Clusters of a fleet bootstrapped at the same time
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) parallel: u16,
+
+    /// Commit the component and sync manifests together, in one commit
+    #[arg(long)]
+    pub(crate) single_commit: bool,
+}
+
+impl Cli {
+    /// Refuses several `--context` flags for subcommands that work on one cluster.
+    pub(crate) fn check_contexts(&self) -> Result<(), clap::Error> {
+        if self.global.context.len() > 1 && !matches!(self.command, Command::Azdo(_)) {
+            return Err(<Self as clap::CommandFactory>::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "`--context` may be given only once here (several contexts are for `azdo`)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@ mod azdo;
 mod check;
 mod completion;
 mod export;
+mod fleet;
 mod rotate;
 mod shared;
 mod uninstall;

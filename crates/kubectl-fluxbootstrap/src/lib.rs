@@ -42,6 +42,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             return exit_code::USAGE;
         }
     };
+    if let Err(err) = cli.check_contexts() {
+        let _ = err.print();
+        return exit_code::USAGE;
+    }
     let printer = Printer::from_args(&cli.global);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

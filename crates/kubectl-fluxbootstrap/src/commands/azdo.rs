@@ -49,6 +49,9 @@ impl Summary {
 }
 
 pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) -> Result<()> {
+    if super::fleet::wanted(args, global) {
+        return super::fleet::run(args, global, printer).await;
+    }
     let started = Instant::now();
     let mut summary = Summary::default();
     let namespace = global.namespace.as_str();
@@ -342,7 +345,7 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
     Ok(())
 }
 
-fn change_word(change: Change) -> &'static str {
+pub(super) fn change_word(change: Change) -> &'static str {
     match change {
         Change::Created => "created",
         Change::Configured => "configured",
@@ -355,7 +358,7 @@ fn change_word(change: Change) -> &'static str {
     clippy::too_many_arguments,
     reason = "a linear step of the bootstrap; a struct would only rename them"
 )]
-async fn commit_step(
+pub(super) async fn commit_step(
     mut checkout: Checkout,
     files: Vec<(String, Vec<u8>)>,
     message: String,

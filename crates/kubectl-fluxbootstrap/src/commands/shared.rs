@@ -26,7 +26,8 @@ use crate::printer::Printer;
 pub(crate) fn kube_options(global: &GlobalArgs) -> KubeOptions {
     KubeOptions {
         kubeconfig: global.kubeconfig.clone(),
-        context: global.context.clone(),
+        // Several contexts are refused before dispatch except for `azdo`, which has its fleet.
+        context: global.context.first().cloned(),
         cluster: global.cluster.clone(),
         user: global.user.clone(),
         request_timeout: global.request_timeout.filter(|d| !d.is_zero()),

@@ -5,3 +5,4 @@
 mod bootstrap;
 mod cli;
 mod context;
+mod fleet;

@@ -1,0 +1,241 @@
+//! `cargo xtask bench fleet`: how a fleet bootstrap scales, 1 cluster vs 8, in one run.
+//!
+//! Starts four private harness control planes (two API servers each, so eight clusters) with
+//! fake controllers on every cluster, merges their kubeconfigs into one with unique context
+//! names, then times the real plugin bootstrapping one cluster and then all eight into fresh
+//! repositories of the harness git server, and a no-op re-run of the eight. It prints the wall
+//! times, the ratio, and the commits and clones each run made. Targets: eight clusters in less
+//! than twice the time of one, with exactly two commits and one clone.
+
+use std::path::Path;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use fluxbootstrap_test::{
+    ControlPlane, FakeControllerOptions, FakeControllers, GitServer, ReleaseServer, Repo,
+};
+use serde_json::Value;
+
+const PLANES: usize = 4;
+
+fn main() -> ExitCode {
+    match bench() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(message) => {
+            report(&format!("bench fleet: {message}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[expect(clippy::print_stdout, reason = "a bench's figures are its output")]
+fn report(line: &str) {
+    println!("{line}");
+}
+
+/// One timed plugin run.
+struct Run {
+    wall: Duration,
+    commits: usize,
+    clones: u64,
+    failed: usize,
+}
+
+fn bench() -> Result<bool, String> {
+    let setup = Instant::now();
+    let git = GitServer::start();
+    let releases = ReleaseServer::start();
+    let (version, bundle) = fluxbootstrap_test::flux_bundle_tar_gz();
+    releases.publish(&version, bundle);
+    let cache = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let work = tempfile::tempdir().map_err(|e| e.to_string())?;
+
+    let planes: Vec<ControlPlane> = (0..PLANES).map(|_| ControlPlane::start()).collect();
+    let kubeconfig = work.path().join("fleet-kubeconfig");
+    let contexts = merge_kubeconfigs(&planes, &kubeconfig)?;
+    let _controllers: Vec<FakeControllers> = contexts
+        .iter()
+        .map(|context| {
+            FakeControllers::start(FakeControllerOptions {
+                kubeconfig: kubeconfig.clone(),
+                context: context.clone(),
+                azure_token: None,
+            })
+        })
+        .collect();
+    report(&format!(
+        "setup: {} clusters on {PLANES} control planes, fake controllers, git server: {:.1}s",
+        contexts.len(),
+        setup.elapsed().as_secs_f64()
+    ));
+
+    let plugin = |repo: &Repo, namespace: &str, path: &str, selected: &[String]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubectl-fluxbootstrap"));
+        for (key, _) in std::env::vars_os() {
+            let name = key.to_string_lossy();
+            if name.starts_with("GIT_") || name.starts_with("FLUX") || name == "KUBECONFIG" {
+                cmd.env_remove(&key);
+            }
+        }
+        cmd.env("KUBECONFIG", &kubeconfig)
+            .env("FLUXBOOTSTRAP_RELEASES_URL", releases.base_url())
+            .env("XDG_CACHE_HOME", cache.path())
+            .env("GIT_PASSWORD", git.pat())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .args(["azdo", "--url", &repo.https_url, "--ca-file"])
+            .arg(git.ca_file())
+            .args(["--path", path, "-n", namespace, "-o", "json"]);
+        for context in selected {
+            cmd.args(["--context", context]);
+        }
+        cmd
+    };
+
+    // Warm the release cache so both runs measure the bootstrap, not the first download.
+    let warm = git.create_repo("bench-org", "bench-project", "warm-up");
+    let status = Command::new(env!("CARGO_BIN_EXE_kubectl-fluxbootstrap"))
+        .env("XDG_CACHE_HOME", cache.path())
+        .env("FLUXBOOTSTRAP_RELEASES_URL", releases.base_url())
+        .args(["export", "--url", &warm.https_url])
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err("the warm-up export failed".to_owned());
+    }
+
+    let one_repo = git.create_repo("bench-org", "bench-project", "one");
+    // One cluster through today's single-context flow (a literal `--path`), as users run it.
+    let one_path = format!("clusters/{}", contexts[0]);
+    let one = timed(
+        plugin(&one_repo, "fleet-one", &one_path, &contexts[..1]),
+        &one_repo,
+    )?;
+    let eight_repo = git.create_repo("bench-org", "bench-project", "eight");
+    let fleet = |repo| plugin(repo, "fleet-eight", "clusters/{context}", &contexts);
+    let eight = timed(fleet(&eight_repo), &eight_repo)?;
+    let again = timed(fleet(&eight_repo), &eight_repo)?;
+
+    let ratio = eight.wall.as_secs_f64() / one.wall.as_secs_f64();
+    report(&format!(
+        "1 cluster:   {:>6.2}s  commits {}  clones {}  failed {}",
+        one.wall.as_secs_f64(),
+        one.commits,
+        one.clones,
+        one.failed
+    ));
+    report(&format!(
+        "{} clusters:  {:>6.2}s  commits {}  clones {}  failed {}",
+        contexts.len(),
+        eight.wall.as_secs_f64(),
+        eight.commits,
+        eight.clones,
+        eight.failed
+    ));
+    report(&format!(
+        "re-run of {}: {:>6.2}s  new commits {}  clones {}  failed {}",
+        contexts.len(),
+        again.wall.as_secs_f64(),
+        again.commits - eight.commits,
+        again.clones,
+        again.failed
+    ));
+    report(&format!(
+        "ratio {} clusters / 1 cluster: {ratio:.2}x (target < 2x)",
+        contexts.len()
+    ));
+    let ok = ratio < 2.0
+        && eight.commits == 2
+        && eight.clones == 1
+        && again.commits == 2
+        && one.failed + eight.failed + again.failed == 0;
+    report(if ok {
+        "targets met"
+    } else {
+        "targets NOT met"
+    });
+    Ok(ok)
+}
+
+/// Runs `cmd`, and counts the repository's commits and the clones the plugin reports.
+fn timed(mut cmd: Command, repo: &Repo) -> Result<Run, String> {
+    let started = Instant::now();
+    let out = cmd.output().map_err(|e| e.to_string())?;
+    let wall = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let summary: Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("the plugin printed no JSON summary ({e}):\n{stderr}"))?;
+    let failed = summary["clusters"].as_array().map_or(0, |clusters| {
+        clusters
+            .iter()
+            .filter(|c| c["result"] == "failed" || c["result"] == "skipped")
+            .count()
+    });
+    if !out.status.success() {
+        report(&format!("the plugin failed:\n{stderr}"));
+    }
+    let log = repo
+        .git()
+        .args(["rev-list", "--count", "main"])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let commits = String::from_utf8_lossy(&log.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    Ok(Run {
+        wall,
+        commits,
+        clones: summary["clones"].as_u64().unwrap_or(1),
+        failed,
+    })
+}
+
+/// Writes one kubeconfig holding every plane's `admin` and `second` contexts, renamed
+/// `cpN-admin`/`cpN-second` (with their clusters and users) so the names do not collide.
+fn merge_kubeconfigs(planes: &[ControlPlane], out: &Path) -> Result<Vec<String>, String> {
+    let mut merged = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [],
+        "users": [],
+        "contexts": [],
+    });
+    let mut names = Vec::new();
+    for (index, plane) in planes.iter().enumerate() {
+        let text = fs_err::read_to_string(plane.kubeconfig()).map_err(|e| e.to_string())?;
+        let config: Value = serde_json::from_str(&text)
+            .map_err(|e| format!("the harness kubeconfig is not JSON: {e}"))?;
+        for wanted in [plane.admin_context(), plane.second_context()] {
+            let context = find(&config["contexts"], wanted)?;
+            let cluster_name = context["context"]["cluster"].as_str().unwrap_or_default();
+            let user_name = context["context"]["user"].as_str().unwrap_or_default();
+            let name = format!("cp{index}-{wanted}");
+            let mut cluster = find(&config["clusters"], cluster_name)?.clone();
+            cluster["name"] = Value::from(name.clone());
+            let mut user = find(&config["users"], user_name)?.clone();
+            user["name"] = Value::from(name.clone());
+            let entry = serde_json::json!({
+                "name": name,
+                "context": {"cluster": name, "user": name},
+            });
+            for (key, value) in [("clusters", cluster), ("users", user), ("contexts", entry)] {
+                if let Some(list) = merged[key].as_array_mut() {
+                    list.push(value);
+                }
+            }
+            names.push(name);
+        }
+    }
+    merged["current-context"] = Value::from(names[0].clone());
+    fs_err::write(out, merged.to_string()).map_err(|e| e.to_string())?;
+    Ok(names)
+}
+
+fn find<'a>(list: &'a Value, name: &str) -> Result<&'a Value, String> {
+    list.as_array()
+        .and_then(|items| items.iter().find(|i| i["name"] == name))
+        .ok_or_else(|| format!("`{name}` is missing from the harness kubeconfig"))
+}

@@ -1,0 +1,946 @@
+//! `azdo` for a fleet (issue 8): several kubeconfig contexts bootstrapped from one repository in
+//! one run.
+//!
+//! Every selected cluster is preflighted concurrently before the repository changes, so a
+//! forbidden or unreachable context is reported (and skipped) while the healthy ones proceed.
+//! Secrets are resolved one cluster at a time, because a generated SSH key asks the user to
+//! register it. Then one clone, one commit for every cluster's components and one for every
+//! cluster's sync manifests (or one with `--single-commit`), and finally each cluster's install,
+//! Secret, apply and waits run concurrently, at most `--parallel` at a time. A failing cluster
+//! never stops the others; the run ends with a table (and `--output json`) per cluster.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use fluxbootstrap_auth::SecretBytes;
+use fluxbootstrap_cluster::{
+    ApplyEntry, ApplyOptions, ApplyReporter, Change, Cluster, KubeOptions, PreflightReport,
+    PreflightRequest, WaitReporter, WaitSpec, WaitTarget,
+};
+use fluxbootstrap_git::{Author, Checkout, RemoteOptions};
+use serde_json::{Value, json};
+
+use crate::cli::{AzdoArgs, GlobalArgs};
+use crate::commands::azdo::{change_word, commit_step};
+use crate::commands::shared::{self, BundleFiles, GitPrinter, RepoPaths};
+use crate::error::Hinted;
+use crate::git_mode::{GitMode, ModeFlags};
+use crate::printer::Printer;
+
+/// The placeholders `--path` may hold in a fleet.
+const PLACEHOLDERS: [&str; 3] = ["{context}", "{cluster}", "{namespace}"];
+
+/// Whether the command line asks for the fleet flow rather than the single-cluster one.
+pub(crate) fn wanted(args: &AzdoArgs, global: &GlobalArgs) -> bool {
+    global.context.len() > 1
+        || args.all_contexts
+        || args.context_selector.is_some()
+        || PLACEHOLDERS.iter().any(|p| args.render.path.contains(p))
+}
+
+/// One selected cluster and where it lives in the repository.
+#[derive(Debug, Clone)]
+struct Target {
+    context: String,
+    paths: RepoPaths,
+}
+
+/// What happened to one cluster.
+#[derive(Debug)]
+struct Row {
+    context: String,
+    path: String,
+    result: Outcome,
+    counts: Counts,
+    duration: Duration,
+    error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Something changed on the cluster.
+    Bootstrapped,
+    /// Everything was already as wanted.
+    UpToDate,
+    /// Preflight (or the Secret) failed before the repository changed; nothing was done.
+    Skipped,
+    /// The cluster failed after the repository changed.
+    Failed,
+}
+
+impl Outcome {
+    fn word(self) -> &'static str {
+        match self {
+            Outcome::Bootstrapped => "bootstrapped",
+            Outcome::UpToDate => "up to date",
+            Outcome::Skipped => "skipped",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// Objects one cluster's apply touched.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    created: usize,
+    configured: usize,
+    unchanged: usize,
+    secret_changed: bool,
+}
+
+impl Counts {
+    fn changed(self) -> usize {
+        self.created + self.configured + usize::from(self.secret_changed)
+    }
+
+    fn add(&mut self, report: &fluxbootstrap_cluster::ApplyReport) {
+        for entry in &report.entries {
+            match entry.change {
+                Change::Created => self.created += 1,
+                Change::Configured => self.configured += 1,
+                Change::Unchanged => self.unchanged += 1,
+            }
+        }
+    }
+}
+
+/// A cluster that passed preflight, with what the concurrent phase needs.
+struct Ready {
+    target: Target,
+    cluster: Cluster,
+    preflight: PreflightReport,
+    secret: Option<BTreeMap<String, SecretBytes>>,
+    spent: Duration,
+}
+
+/// Runs the fleet bootstrap.
+pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) -> Result<()> {
+    let started = Instant::now();
+    let namespace = global.namespace.as_str();
+
+    // Inputs, the selection and the paths: all refused before anything is contacted.
+    let repo = shared::resolve_repo_url(&args.repo)?;
+    let mode = GitMode::from_flags(ModeFlags {
+        url_is_ssh: shared::is_ssh_input(&args.repo),
+        token_auth: args.token_auth,
+        with_bearer_token: args.with_bearer_token,
+        ssh_hostname: args.ssh_hostname.as_deref(),
+        provider: args.render.provider.as_deref(),
+    })?;
+    let targets = select_targets(args, global)?;
+    let install = shared::install_options(&args.render, namespace)?;
+    let ca_pem = shared::read_ca_file(args.repo.ca_file.as_deref())?;
+    let private_key = shared::read_private_key(args.private_key_file.as_deref())?;
+    let push_auth =
+        shared::push_credentials(&args.repo, &mode, private_key.as_ref(), &repo, printer).await?;
+
+    // Preflight of every cluster, concurrently, before the repository changes.
+    let mut rows = Vec::new();
+    let mut ready = Vec::new();
+    for (target, result, spent) in preflight_all(&targets, args, global, printer).await {
+        match result {
+            Ok((cluster, preflight)) => ready.push(Ready {
+                target,
+                cluster,
+                preflight,
+                secret: None,
+                spent,
+            }),
+            Err(err) => {
+                let error = format!("{err:#}");
+                printer.failure(format_args!("{}: {error}", target.context));
+                rows.push(skipped(&target, spent, error));
+            }
+        }
+    }
+
+    // Secrets one cluster at a time: a generated key asks the user to register it.
+    let mut healthy = Vec::new();
+    for mut item in ready {
+        let step = Instant::now();
+        let secret = shared::secret_for_mode(
+            &mode,
+            &args.repo,
+            &push_auth,
+            private_key.as_ref(),
+            ca_pem.as_ref(),
+            args,
+            &repo,
+            &item.cluster,
+            namespace,
+            printer,
+        )
+        .await;
+        item.spent += step.elapsed();
+        match secret {
+            Ok(secret) => {
+                item.secret = secret;
+                healthy.push(item);
+            }
+            Err(err) => {
+                let error = format!("{err:#}");
+                printer.failure(format_args!("{}: {error}", item.target.context));
+                rows.push(skipped(&item.target, item.spent, error));
+            }
+        }
+    }
+
+    let mut commits = Vec::new();
+    let mut clones = 0;
+    if !healthy.is_empty() {
+        if args.create_repository {
+            shared::ensure_repository(&repo, &push_auth, ca_pem.as_ref(), args.dry_run, printer)
+                .await?;
+        }
+        let bundle = BundleFiles::load(&args.render, global.timeout, printer).await?;
+        let components_yaml = bundle.render(&install)?;
+
+        printer.action(format_args!(
+            "cloning branch \"{}\" from Git repository \"{}\"",
+            args.render.branch,
+            push_auth.display_url()
+        ));
+        let remote = RemoteOptions {
+            url: push_auth.url.clone(),
+            auth: push_auth.remote.clone(),
+            ca_file: args.repo.ca_file.clone(),
+            timeout: Duration::from_secs(30),
+        };
+        let branch = args.render.branch.clone();
+        let create_branch = args.create_branch;
+        let mut checkout = tokio::task::spawn_blocking(move || {
+            Checkout::clone(&remote, &branch, create_branch, &GitPrinter)
+        })
+        .await
+        .context("the clone task failed")??;
+        clones += 1;
+        printer.success("cloned repository");
+
+        let author = Author {
+            name: args.author_name.clone(),
+            email: args.author_email.clone(),
+        };
+        let appendix = if args.commit_message_appendix.is_empty() {
+            String::new()
+        } else {
+            format!("\n\n{}", args.commit_message_appendix)
+        };
+
+        printer.action(format_args!(
+            "generating component manifests for {} clusters",
+            healthy.len()
+        ));
+        let component_files: Vec<(String, Vec<u8>)> = healthy
+            .iter()
+            .map(|r| {
+                (
+                    r.target.paths.components_file(),
+                    components_yaml.clone().into_bytes(),
+                )
+            })
+            .collect();
+        printer.success("generated component manifests");
+        let mut pending = component_files;
+        if !args.single_commit {
+            let message = format!("Add Flux {} component manifests{appendix}", bundle.version);
+            let (next, sha) = commit_step(
+                checkout,
+                std::mem::take(&mut pending),
+                message,
+                author.clone(),
+                args.dry_run,
+                "component manifests",
+                &args.render.branch,
+                printer,
+            )
+            .await?;
+            checkout = next;
+            commits.extend(sha);
+        }
+
+        let patches = shared::kustomization_patches(&args.render, &mode);
+        printer.action("generating sync manifests");
+        let mut sync_objects = HashMap::new();
+        for item in &healthy {
+            let paths = &item.target.paths;
+            let sync_yaml = shared::render_sync(&args.render, namespace, paths, &repo, &mode)?;
+            sync_objects.insert(
+                item.target.context.clone(),
+                fluxbootstrap_manifests::split_objects(&sync_yaml)
+                    .context("failed to read the generated sync manifests")?,
+            );
+            pending.push((paths.sync_file(), sync_yaml.into_bytes()));
+            let kustomization_file = paths.kustomization_file();
+            if checkout.read_file(&kustomization_file)?.is_none() {
+                pending.push((
+                    kustomization_file,
+                    fluxbootstrap_manifests::render_kustomization(
+                        &patches.clone().unwrap_or_default(),
+                    )
+                    .into_bytes(),
+                ));
+            } else if patches.is_some() {
+                printer.warning(format_args!(
+                    "kept the existing \"{kustomization_file}\"; make sure it carries the patches for the chosen mode"
+                ));
+            }
+        }
+        printer.success("generated sync manifests");
+        let (message, what) = if args.single_commit {
+            (
+                format!(
+                    "Add Flux {} component and sync manifests{appendix}",
+                    bundle.version
+                ),
+                "component and sync manifests",
+            )
+        } else {
+            (format!("Add Flux sync manifests{appendix}"), "sync manifests")
+        };
+        let (checkout, sha) = commit_step(
+            checkout,
+            pending,
+            message,
+            author,
+            args.dry_run,
+            what,
+            &args.render.branch,
+            printer,
+        )
+        .await?;
+        commits.extend(sha);
+        let head = checkout.head();
+        drop(checkout);
+
+        // Each cluster's install, Secret, apply and waits, at most `--parallel` at a time.
+        let shared_job = Arc::new(JobShared {
+            components: shared::objects_with_patches(&components_yaml, &patches)?,
+            namespace: namespace.to_owned(),
+            secret_name: args.render.secret_name.clone(),
+            dry_run: args.dry_run,
+            timeout: global.timeout,
+            started,
+            revision: head.map(|h| format!("{}@sha1:{h}", args.render.branch)),
+            deployments: shared::all_components(&install),
+            printer,
+        });
+        let permits = Arc::new(tokio::sync::Semaphore::new(usize::from(args.parallel)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, item) in healthy.into_iter().enumerate() {
+            let shared_job = Arc::clone(&shared_job);
+            let permits = Arc::clone(&permits);
+            let sync = sync_objects
+                .remove(&item.target.context)
+                .unwrap_or_default();
+            tasks.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                let step = Instant::now();
+                let mut counts = Counts::default();
+                let result = converge(&item, sync, &shared_job, &mut counts).await;
+                (index, item.target, counts, item.spent + step.elapsed(), result)
+            });
+        }
+        let mut done = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            done.push(joined.context("a cluster task failed")?);
+        }
+        done.sort_by_key(|(index, ..)| *index);
+        for (_, target, counts, duration, result) in done {
+            let (result, error) = match result {
+                Ok(()) if counts.changed() == 0 => (Outcome::UpToDate, None),
+                Ok(()) => (Outcome::Bootstrapped, None),
+                Err(err) => {
+                    let error = format!("{err:#}");
+                    printer.failure(format_args!("{}: {error}", target.context));
+                    (Outcome::Failed, Some(error))
+                }
+            };
+            rows.push(Row {
+                context: target.context,
+                path: target.paths.sync_path(),
+                result,
+                counts,
+                duration,
+                error,
+            });
+        }
+    }
+
+    // The selection order, whatever order the clusters finished in.
+    let order: HashMap<&str, usize> = targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.context.as_str(), i))
+        .collect();
+    rows.sort_by_key(|r| order.get(r.context.as_str()).copied().unwrap_or(usize::MAX));
+
+    printer.stderr(table(&rows));
+    if printer.json() {
+        let clusters: Vec<Value> = rows.iter().map(row_json).collect();
+        let out = json!({
+            "repository": repo.https_url(),
+            "branch": args.render.branch,
+            "mode": mode.name(),
+            "dryRun": args.dry_run,
+            "commits": commits,
+            "clones": clones,
+            "clusters": clusters,
+            "durationSeconds": started.elapsed().as_secs_f64(),
+        });
+        printer.data(format_args!("{out:#}\n"))?;
+    }
+    let failed = rows
+        .iter()
+        .filter(|r| matches!(r.result, Outcome::Skipped | Outcome::Failed))
+        .count();
+    if failed > 0 {
+        return Err(Hinted::new(
+            format!("{failed} of {} clusters were not bootstrapped", rows.len()),
+            "fix what the table says and run the same command again: clusters that are up to date are left alone",
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn skipped(target: &Target, spent: Duration, error: String) -> Row {
+    Row {
+        context: target.context.clone(),
+        path: target.paths.sync_path(),
+        result: Outcome::Skipped,
+        counts: Counts::default(),
+        duration: spent,
+        error: Some(error),
+    }
+}
+
+fn row_json(row: &Row) -> Value {
+    json!({
+        "context": row.context,
+        "path": row.path,
+        "result": row.result.word(),
+        "objects": {
+            "created": row.counts.created,
+            "configured": row.counts.configured,
+            "unchanged": row.counts.unchanged,
+        },
+        "secretChanged": row.counts.secret_changed,
+        "changed": row.counts.changed(),
+        "durationSeconds": row.duration.as_secs_f64(),
+        "error": row.error,
+    })
+}
+
+/// The closing table: context, result, objects changed, duration, error.
+fn table(rows: &[Row]) -> String {
+    let header = ["CONTEXT", "RESULT", "CHANGED", "DURATION", "ERROR"];
+    let cells: Vec<[String; 5]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.context.clone(),
+                r.result.word().to_owned(),
+                if r.result == Outcome::Skipped {
+                    "-".to_owned()
+                } else {
+                    r.counts.changed().to_string()
+                },
+                format!("{:.1}s", r.duration.as_secs_f64()),
+                r.error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &cells {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cols: [&str; 5]| {
+        let mut out = String::new();
+        for (i, (cell, width)) in cols.iter().zip(widths).enumerate() {
+            if i == 4 {
+                out.push_str(cell);
+            } else {
+                let _ = write!(out, "{cell:<width$}  ");
+            }
+        }
+        out.trim_end().to_owned()
+    };
+    let mut out = line(header);
+    for row in &cells {
+        out.push('\n');
+        out.push_str(&line([&row[0], &row[1], &row[2], &row[3], &row[4]]));
+    }
+    out
+}
+
+/// The clusters the flags select, with their rendered paths; refuses colliding paths.
+fn select_targets(args: &AzdoArgs, global: &GlobalArgs) -> Result<Vec<Target>> {
+    let needs_kubeconfig = args.all_contexts
+        || args.context_selector.is_some()
+        || global.context.is_empty()
+        || args.render.path.contains("{cluster}");
+    let kubeconfig = if needs_kubeconfig {
+        read_kubeconfig(global)?
+    } else {
+        KubeContexts::default()
+    };
+    let explicit = !global.context.is_empty();
+    if explicit && (args.all_contexts || args.context_selector.is_some()) {
+        return Err(Hinted::new(
+            "`--context` cannot be combined with `--all-contexts` or `--context-selector`",
+            "name the contexts with `--context`, or select them with one of the other two",
+        )
+        .into());
+    }
+    let mut contexts: Vec<String> = if explicit {
+        let mut seen = Vec::new();
+        for c in &global.context {
+            if !seen.contains(c) {
+                seen.push(c.clone());
+            }
+        }
+        seen
+    } else if args.all_contexts {
+        kubeconfig.names.clone()
+    } else if let Some(selector) = &args.context_selector {
+        // The regex crate (already in the lockfile through other dependencies) gives linear-time
+        // matching, so a user-supplied pattern cannot blow up.
+        let regex = regex::Regex::new(selector).map_err(|err| {
+            Hinted::new(
+                format!("`--context-selector {selector}` is not a valid regular expression: {err}"),
+                "pass a regular expression such as `^prod-`",
+            )
+        })?;
+        kubeconfig
+            .names
+            .iter()
+            .filter(|n| regex.is_match(n))
+            .cloned()
+            .collect()
+    } else {
+        kubeconfig.current.clone().into_iter().collect()
+    };
+    contexts.retain(|c| !c.is_empty());
+    if contexts.is_empty() {
+        return Err(Hinted::new(
+            "no kubeconfig context was selected",
+            "check `kubectl config get-contexts`, or name the contexts with `--context`",
+        )
+        .into());
+    }
+
+    let namespace = global.namespace.as_str();
+    let mut targets = Vec::with_capacity(contexts.len());
+    let mut by_path: HashMap<String, String> = HashMap::new();
+    for context in contexts {
+        let cluster = global
+            .cluster
+            .clone()
+            .or_else(|| kubeconfig.clusters.get(&context).cloned())
+            .unwrap_or_else(|| context.clone());
+        let rendered = render_path(&args.render.path, &context, &cluster, namespace)?;
+        let paths = RepoPaths::new(&rendered, namespace)?;
+        if let Some(first) = by_path.insert(paths.sync_path(), context.clone()) {
+            return Err(Hinted::new(
+                format!(
+                    "contexts \"{first}\" and \"{context}\" both render `--path {}` to \"{}\"",
+                    args.render.path,
+                    paths.sync_path()
+                ),
+                "give every cluster its own directory, e.g. `--path clusters/{context}`",
+            )
+            .into());
+        }
+        targets.push(Target { context, paths });
+    }
+    Ok(targets)
+}
+
+fn render_path(template: &str, context: &str, cluster: &str, namespace: &str) -> Result<String> {
+    let mut rest = template.to_owned();
+    for p in PLACEHOLDERS {
+        rest = rest.replace(p, "");
+    }
+    if rest.contains('{') || rest.contains('}') {
+        return Err(Hinted::new(
+            format!("`--path {template}` has an unknown placeholder"),
+            "use `{context}`, `{cluster}` or `{namespace}`",
+        )
+        .into());
+    }
+    Ok(template
+        .replace("{context}", context)
+        .replace("{cluster}", cluster)
+        .replace("{namespace}", namespace))
+}
+
+/// The context names of the kubeconfig, like kubectl merges them (first definition wins).
+#[derive(Debug, Default)]
+struct KubeContexts {
+    names: Vec<String>,
+    clusters: HashMap<String, String>,
+    current: Option<String>,
+}
+
+fn kubeconfig_files(global: &GlobalArgs) -> Vec<PathBuf> {
+    if let Some(path) = &global.kubeconfig {
+        return vec![path.clone()];
+    }
+    if let Some(value) = std::env::var_os("KUBECONFIG") {
+        let files: Vec<PathBuf> = std::env::split_paths(&value)
+            .filter(|p| !p.as_os_str().is_empty() && p.exists())
+            .collect();
+        if !files.is_empty() {
+            return files;
+        }
+    }
+    directories::BaseDirs::new()
+        .map(|dirs| dirs.home_dir().join(".kube").join("config"))
+        .filter(|p| p.exists())
+        .into_iter()
+        .collect()
+}
+
+fn read_kubeconfig(global: &GlobalArgs) -> Result<KubeContexts> {
+    let mut out = KubeContexts::default();
+    let files = kubeconfig_files(global);
+    if files.is_empty() {
+        return Err(Hinted::new(
+            "no kubeconfig was found to list contexts from",
+            "pass `--kubeconfig FILE` or set `KUBECONFIG`",
+        )
+        .into());
+    }
+    for file in files {
+        let text = fs_err::read_to_string(&file).context("failed to read the kubeconfig")?;
+        // A kubeconfig is one YAML mapping; the manifests splitter reads it as JSON.
+        let docs = fluxbootstrap_manifests::split_objects(&text)
+            .with_context(|| format!("failed to parse the kubeconfig `{}`", file.display()))?;
+        let Some(doc) = docs.into_iter().next() else {
+            continue;
+        };
+        if out.current.is_none() {
+            out.current = doc
+                .get("current-context")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned);
+        }
+        for entry in doc
+            .get("contexts")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(name) = entry.get("name").and_then(Value::as_str) else {
+                continue;
+            };
+            if out.clusters.contains_key(name) || out.names.iter().any(|n| n == name) {
+                continue;
+            }
+            out.names.push(name.to_owned());
+            if let Some(cluster) = entry
+                .pointer("/context/cluster")
+                .and_then(Value::as_str)
+            {
+                out.clusters.insert(name.to_owned(), cluster.to_owned());
+            }
+        }
+    }
+    Ok(out)
+}
+
+type PreflightResult = Result<(Cluster, PreflightReport)>;
+
+/// Connects to and preflights every target concurrently, in the targets' order.
+async fn preflight_all(
+    targets: &[Target],
+    args: &AzdoArgs,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> Vec<(Target, PreflightResult, Duration)> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, target) in targets.iter().enumerate() {
+        let options = KubeOptions {
+            kubeconfig: global.kubeconfig.clone(),
+            context: Some(target.context.clone()),
+            cluster: global.cluster.clone(),
+            user: global.user.clone(),
+            request_timeout: global.request_timeout.filter(|d| !d.is_zero()),
+        };
+        let request = PreflightRequest {
+            namespace: global.namespace.clone(),
+            path: target.paths.sync_path(),
+            force: args.force,
+        };
+        let timeout = global.timeout;
+        let context = target.context.clone();
+        tasks.spawn(async move {
+            let started = Instant::now();
+            let result = tokio::time::timeout(timeout, async {
+                let cluster = Cluster::connect(&options)
+                    .await
+                    .context("failed to connect to the cluster")?;
+                printer.action(format_args!(
+                    "checking cluster \"{}\" ({})",
+                    cluster.context(),
+                    cluster.server_url()
+                ));
+                let report = cluster
+                    .preflight(&request)
+                    .await
+                    .context("preflight failed")?;
+                Ok::<_, anyhow::Error>((cluster, report))
+            })
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("preflight timed out")));
+            if let Ok((_, report)) = &result {
+                printer.success(format_args!(
+                    "{context}: Kubernetes {} and cluster-admin rights",
+                    report.server_version
+                ));
+                if let Some(existing) = &report.existing
+                    && let Some(tool) = existing
+                        .managed_by
+                        .as_deref()
+                        .filter(|t| !t.is_empty() && *t != "flux")
+                {
+                    printer.warning(format_args!(
+                        "{context}: Flux {} was installed with {tool}; continuing because of `--force`",
+                        existing.version.as_deref().unwrap_or("(unknown version)")
+                    ));
+                }
+            }
+            (index, result, started.elapsed())
+        });
+    }
+    let mut results: Vec<Option<(PreflightResult, Duration)>> =
+        targets.iter().map(|_| None).collect();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((index, result, spent)) => results[index] = Some((result, spent)),
+            Err(err) => {
+                // A panicked task cannot say which cluster it was; report it on every gap below.
+                let message = format!("the preflight task failed: {err}");
+                for slot in results.iter_mut().filter(|s| s.is_none()) {
+                    *slot = Some((Err(anyhow::anyhow!(message.clone())), Duration::ZERO));
+                }
+            }
+        }
+    }
+    targets
+        .iter()
+        .cloned()
+        .zip(results)
+        .map(|(target, slot)| {
+            let (result, spent) = slot.unwrap_or_else(|| {
+                (
+                    Err(anyhow::anyhow!("the preflight task did not finish")),
+                    Duration::ZERO,
+                )
+            });
+            (target, result, spent)
+        })
+        .collect()
+}
+
+/// What every cluster task shares.
+struct JobShared {
+    components: Vec<Value>,
+    namespace: String,
+    secret_name: String,
+    dry_run: bool,
+    timeout: Duration,
+    started: Instant,
+    revision: Option<String>,
+    deployments: Vec<String>,
+    printer: Printer,
+}
+
+/// One cluster's install, Secret, apply and waits.
+async fn converge(
+    item: &Ready,
+    sync: Vec<Value>,
+    job: &JobShared,
+    counts: &mut Counts,
+) -> Result<()> {
+    let printer = job.printer;
+    let context = item.target.context.as_str();
+    let cluster = &item.cluster;
+    let reporter = FleetReporter {
+        printer,
+        context: context.to_owned(),
+    };
+    let namespace = job.namespace.as_str();
+    let apply_options = ApplyOptions {
+        dry_run: job.dry_run,
+        concurrency: 16,
+        timeout: job.timeout,
+    };
+    let must_install = item
+        .preflight
+        .existing
+        .as_ref()
+        .and_then(|e| e.applied_revision.as_deref())
+        .is_none_or(str::is_empty);
+    if must_install {
+        printer.action(format_args!(
+            "{context}: installing components in \"{namespace}\" namespace"
+        ));
+        let report = cluster
+            .apply(job.components.clone(), &apply_options, &reporter)
+            .await?;
+        counts.add(&report);
+        printer.success(format_args!("{context}: installed components"));
+    }
+
+    if let Some(data) = &item.secret {
+        let name = &job.secret_name;
+        if job.dry_run {
+            let verb = match cluster.get_secret(namespace, name).await? {
+                None => "created",
+                Some(live) if &live == data => "left unchanged",
+                Some(_) => "updated",
+            };
+            printer.success(format_args!(
+                "{context}: source secret \"{namespace}/{name}\" would be {verb}"
+            ));
+        } else {
+            let change = cluster
+                .reconcile_secret(namespace, name, data.clone(), false)
+                .await
+                .context("failed to reconcile the source secret")?;
+            counts.secret_changed = change != Change::Unchanged;
+            printer.success(format_args!(
+                "{context}: reconciled source secret ({})",
+                change_word(change)
+            ));
+        }
+    }
+
+    printer.action(format_args!("{context}: applying sync manifests"));
+    let mut objects = job.components.clone();
+    objects.extend(sync);
+    let mut report = cluster.apply(objects, &apply_options, &reporter).await?;
+    if must_install {
+        // The components were counted by the install; count only what this apply changed.
+        report.entries.retain(|e| e.change != Change::Unchanged);
+    }
+    counts.add(&report);
+    printer.success(format_args!("{context}: reconciled sync configuration"));
+
+    if let (false, Some(revision)) = (job.dry_run, &job.revision) {
+        let spec = WaitSpec {
+            namespace: namespace.to_owned(),
+            deployments: job.deployments.clone(),
+            git_repository: Some(namespace.to_owned()),
+            kustomization: Some(namespace.to_owned()),
+            revision: Some(revision.clone()),
+            reconcile_requested_at: None,
+            timeout: job
+                .timeout
+                .saturating_sub(job.started.elapsed())
+                .max(Duration::from_secs(1)),
+        };
+        cluster
+            .wait_ready(&spec, &reporter)
+            .await
+            .context("bootstrap failed")?;
+        printer.success(format_args!("{context}: all components are healthy"));
+    }
+    Ok(())
+}
+
+/// Cluster progress as flux-style lines prefixed with the context.
+struct FleetReporter {
+    printer: Printer,
+    context: String,
+}
+
+impl ApplyReporter for FleetReporter {
+    fn object(&self, entry: &ApplyEntry) {
+        self.printer.detail(format_args!(
+            "{}: {} {}",
+            self.context,
+            entry.object,
+            change_word(entry.change)
+        ));
+    }
+}
+
+impl WaitReporter for FleetReporter {
+    fn waiting(&self, target: &WaitTarget) {
+        match target {
+            WaitTarget::GitRepository(name) | WaitTarget::Kustomization(name) => {
+                self.printer.waiting(format_args!(
+                    "{}: waiting for {target} to be reconciled ({name})",
+                    self.context
+                ));
+            }
+            WaitTarget::Deployment(_) => {}
+        }
+    }
+
+    fn ready(&self, target: &WaitTarget) {
+        match target {
+            WaitTarget::Deployment(name) => self
+                .printer
+                .detail(format_args!("{}: {name}: deployment ready", self.context)),
+            other => self.printer.success(format_args!(
+                "{}: {other} reconciled successfully",
+                self.context
+            )),
+        }
+    }
+
+    fn failed(&self, target: &WaitTarget, message: &str) {
+        self.printer
+            .failure(format_args!("{}: {target}: {message}", self.context));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_templates_render_and_refuse_unknown_placeholders() {
+        assert_eq!(
+            render_path("clusters/{cluster}/{context}-{namespace}", "a", "b", "ns")
+                .expect("known placeholders render"),
+            "clusters/b/a-ns"
+        );
+        assert!(render_path("clusters/{name}", "a", "b", "ns").is_err());
+    }
+
+    #[test]
+    fn table_aligns_columns() {
+        let row = |context: &str, result, error: Option<&str>| Row {
+            context: context.to_owned(),
+            path: "./x".to_owned(),
+            result,
+            counts: Counts {
+                created: 3,
+                ..Counts::default()
+            },
+            duration: Duration::from_millis(1500),
+            error: error.map(str::to_owned),
+        };
+        let text = table(&[
+            row("admin", Outcome::Bootstrapped, None),
+            row("unreachable", Outcome::Skipped, Some("connection refused")),
+        ]);
+        assert_eq!(
+            text,
+            "CONTEXT      RESULT        CHANGED  DURATION  ERROR\n\
+             admin        bootstrapped  3        1.5s\n\
+             unreachable  skipped       -        1.5s      connection refused"
+        );
+    }
+}

@@ -1,0 +1,217 @@
+//! Fleets (issue 8): several contexts bootstrapped from one repository in one run, with the
+//! unhealthy ones reported and skipped, colliding paths refused, and no-op re-runs.
+
+use std::path::{Path, PathBuf};
+
+use crate::context::{commit_subjects, env, run, tree};
+
+const COMPONENTS: &str = "Add Flux v2.9.4 component manifests";
+const SYNC: &str = "Add Flux sync manifests";
+
+/// A copy of the harness kubeconfig with an extra context `unreachable` whose API server port
+/// is closed.
+fn kubeconfig_with_unreachable(dir: &Path) -> PathBuf {
+    let env = env();
+    let copy = dir.join("kubeconfig");
+    std::fs::copy(env.control_plane.kubeconfig(), &copy).expect("the kubeconfig is copied");
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port is free");
+        listener.local_addr().expect("bound").port()
+    };
+    let server = format!("--server=https://127.0.0.1:{port}");
+    for args in [
+        vec![
+            "config",
+            "set-cluster",
+            "unreachable",
+            server.as_str(),
+            "--insecure-skip-tls-verify=true",
+        ],
+        vec!["config", "set-credentials", "nobody", "--token=not-a-token"],
+        vec![
+            "config",
+            "set-context",
+            "unreachable",
+            "--cluster=unreachable",
+            "--user=nobody",
+        ],
+    ] {
+        let out = env
+            .control_plane
+            .kubectl()
+            .env("KUBECONFIG", &copy)
+            .args(&args)
+            .output()
+            .expect("kubectl runs");
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    copy
+}
+
+fn json(stdout: &str) -> serde_json::Value {
+    serde_json::from_str(stdout).unwrap_or_else(|e| panic!("bad JSON ({e}):\n{stdout}"))
+}
+
+fn result_of<'a>(summary: &'a serde_json::Value, context: &str) -> &'a str {
+    summary["clusters"]
+        .as_array()
+        .expect("clusters is an array")
+        .iter()
+        .find(|c| c["context"] == context)
+        .and_then(|c| c["result"].as_str())
+        .unwrap_or_else(|| panic!("no row for {context}: {summary:#}"))
+}
+
+#[test]
+fn healthy_clusters_are_bootstrapped_and_the_others_reported() {
+    let env = env();
+    let repo = env.repo();
+    let ns = env.namespace();
+    let (_dir, dir) = crate::context::temp_dir();
+    let kubeconfig = kubeconfig_with_unreachable(&dir);
+    let kubeconfig = kubeconfig.to_str().expect("utf-8 path").to_owned();
+    let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
+    let admin = env.control_plane.admin_context();
+    let second = env.control_plane.second_context();
+    let nonadmin = env.control_plane.nonadmin_context();
+    let base = [
+        "azdo",
+        "--kubeconfig",
+        &kubeconfig,
+        "--url",
+        &repo.https_url,
+        "--ca-file",
+        &ca,
+        "--path",
+        "clusters/{context}",
+        "-n",
+        &ns,
+        "-o",
+        "json",
+    ];
+
+    let first = run(env
+        .plugin()
+        .args(base)
+        .args(["--context", admin, "--context", second])
+        .args(["--context", nonadmin, "--context", "unreachable"])
+        .env("GIT_PASSWORD", env.git.pat()));
+    assert_eq!(first.0, 1, "some clusters must fail:\n{}", first.2);
+    assert!(!first.1.contains(env.git.pat()) && !first.2.contains(env.git.pat()));
+    let summary = json(&first.1);
+    assert_eq!(result_of(&summary, admin), "bootstrapped", "{}", first.2);
+    assert_eq!(result_of(&summary, second), "bootstrapped", "{}", first.2);
+    assert_eq!(result_of(&summary, nonadmin), "skipped", "{}", first.2);
+    assert_eq!(result_of(&summary, "unreachable"), "skipped", "{}", first.2);
+    assert_eq!(summary["clones"], 1);
+    assert_eq!(summary["commits"].as_array().map(Vec::len), Some(2));
+    // The table on stderr names every cluster.
+    assert!(first.2.contains("CONTEXT"), "{}", first.2);
+    for context in [admin, second, nonadmin, "unreachable"] {
+        assert!(
+            first.2.lines().any(|l| l.starts_with(context)),
+            "{context} missing from the table:\n{}",
+            first.2
+        );
+    }
+
+    assert_eq!(commit_subjects(&repo, "main"), [SYNC, COMPONENTS]);
+    let files = tree(&repo, "main");
+    for context in [admin, second] {
+        for file in [
+            "gotk-components.yaml",
+            "gotk-sync.yaml",
+            "kustomization.yaml",
+        ] {
+            let path = format!("clusters/{context}/{ns}/{file}");
+            assert!(files.contains(&path), "{path} missing from {files:?}");
+        }
+    }
+    assert!(
+        !files
+            .iter()
+            .any(|f| f.contains(nonadmin) || f.contains("unreachable")),
+        "skipped clusters got files: {files:?}"
+    );
+    for context in [admin, second] {
+        let out = env.kubectl(&[
+            "--context",
+            context,
+            "-n",
+            &ns,
+            "get",
+            "kustomization",
+            &ns,
+            "-o",
+            "jsonpath={.spec.path}",
+        ]);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("./clusters/{context}"),
+            "{context}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // Re-running for the healthy clusters changes nothing in the repository and succeeds.
+    let again = run(env
+        .plugin()
+        .args(base)
+        .args(["--context", admin, "--context", second])
+        .env("GIT_PASSWORD", env.git.pat()));
+    assert_eq!(again.0, 0, "re-run failed:\n{}", again.2);
+    let summary = json(&again.1);
+    assert_eq!(summary["commits"].as_array().map(Vec::len), Some(0));
+    assert_eq!(commit_subjects(&repo, "main"), [SYNC, COMPONENTS]);
+}
+
+#[test]
+fn colliding_paths_are_refused_before_anything_happens() {
+    let env = env();
+    let repo = env.repo();
+    let ns = env.namespace();
+    let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
+    let out = run(env
+        .plugin()
+        .args([
+            "azdo",
+            "--url",
+            &repo.https_url,
+            "--ca-file",
+            &ca,
+            "--path",
+            "clusters/{namespace}",
+            "-n",
+            &ns,
+            "--context",
+            env.control_plane.admin_context(),
+            "--context",
+            env.control_plane.second_context(),
+        ])
+        .env("GIT_PASSWORD", env.git.pat()));
+    assert_eq!(out.0, 1, "{}", out.2);
+    assert!(out.2.contains("both render"), "{}", out.2);
+    assert!(!out.2.contains("checking cluster"), "{}", out.2);
+    assert!(commit_subjects(&repo, "main").is_empty());
+    let ns_exists = env.kubectl(&["get", "namespace", &ns]);
+    assert!(!ns_exists.status.success(), "the namespace was created");
+}
+
+#[test]
+fn several_contexts_are_a_usage_error_outside_azdo() {
+    let env = env();
+    let out = run(env.plugin().args([
+        "check",
+        "--pre",
+        "--context",
+        env.control_plane.admin_context(),
+        "--context",
+        env.control_plane.second_context(),
+    ]));
+    assert_eq!(out.0, 2, "{}", out.2);
+    assert!(out.2.contains("only once"), "{}", out.2);
+}
