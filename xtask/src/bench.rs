@@ -22,6 +22,12 @@ const BENCHES: &[(&str, &str, &str, &str)] = &[
         "dist binary size; `kubectl fluxbootstrap --help` vs `kubectl version --client`",
     ),
     (
+        "fleet",
+        "kubectl-fluxbootstrap",
+        "fleet",
+        "azdo bootstrap of 1 vs 8 harness clusters in one run: wall time, ratio, commits, clones",
+    ),
+    (
         "git",
         "fluxbootstrap-git",
         "git",
