@@ -215,3 +215,45 @@ fn several_contexts_are_a_usage_error_outside_azdo() {
     assert_eq!(out.0, 2, "{}", out.2);
     assert!(out.2.contains("only once"), "{}", out.2);
 }
+
+#[test]
+fn context_selector_with_single_commit() {
+    let env = env();
+    let repo = env.repo();
+    let ns = env.namespace();
+    let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
+    let selector = format!(
+        "^({}|{})$",
+        env.control_plane.admin_context(),
+        env.control_plane.second_context()
+    );
+    let out = run(env
+        .plugin()
+        .args([
+            "azdo",
+            "--url",
+            &repo.https_url,
+            "--ca-file",
+            &ca,
+            "--path",
+            "fleet/{cluster}",
+            "-n",
+            &ns,
+            "--context-selector",
+            &selector,
+            "--single-commit",
+            "--parallel",
+            "1",
+        ])
+        .env("GIT_PASSWORD", env.git.pat()));
+    assert_eq!(out.0, 0, "{}", out.2);
+    assert_eq!(
+        commit_subjects(&repo, "main"),
+        ["Add Flux v2.9.4 component and sync manifests"]
+    );
+    let syncs = tree(&repo, "main")
+        .into_iter()
+        .filter(|f| f.ends_with("/gotk-sync.yaml"))
+        .count();
+    assert_eq!(syncs, 2, "{:?}", tree(&repo, "main"));
+}
