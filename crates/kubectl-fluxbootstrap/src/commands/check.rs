@@ -14,10 +14,17 @@ pub(crate) async fn run(args: &CheckArgs, global: &GlobalArgs, printer: Printer)
         .await
         .context("failed to connect to the cluster")?;
     printer.action("checking prerequisites");
-    // `check --pre` must not refuse an install managed by another tool: it only reports it.
+    // `check` reports an existing install, so it neither refuses one managed by another tool
+    // nor compares sync paths: it checks against the path the install already has.
+    let existing_path = cluster
+        .kustomization(&global.namespace, &global.namespace)
+        .await
+        .context("failed to read the Flux Kustomization")?
+        .map(|k| k.path)
+        .unwrap_or_default();
     let request = PreflightRequest {
         namespace: global.namespace.clone(),
-        path: String::new(),
+        path: existing_path,
         force: true,
     };
     let preflight = cluster

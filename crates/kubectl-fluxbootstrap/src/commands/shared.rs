@@ -280,7 +280,9 @@ pub(crate) async fn push_credentials(
         GitMode::Token { .. } | GitMode::TokenPushSshSync { .. } | GitMode::AzureProvider => {
             let bearer = matches!(mode, GitMode::Token { bearer: true });
             let stdin_is_terminal = std::io::stdin().is_terminal();
-            let mut stdin = std::io::stdin().lock();
+            // Not `stdin().lock()`: the masked prompt reads stdin itself, and std's stdin lock
+            // is not reentrant, so holding it here would deadlock the prompt.
+            let mut stdin = std::io::stdin();
             let (pat, source) = fluxbootstrap_auth::resolve_pat(
                 flag,
                 env,

@@ -2,7 +2,9 @@
 //! kube-apiserver, an Azure-DevOps-shaped git server, fake Flux controllers), with results
 //! checked through the real `git` and `kubectl`.
 
+mod beyond_flux;
 mod bootstrap;
 mod cli;
 mod context;
 mod fleet;
+mod guards;

@@ -1,0 +1,272 @@
+//! Refusals that protect an existing install and kubeconfig handling like kubectl's.
+
+use std::io::Write;
+use std::process::Stdio;
+
+use fluxbootstrap_test::{ControlPlane, FakeControllerOptions, FakeControllers};
+
+use crate::context::{commit_subjects, env, run, temp_dir};
+
+#[test]
+fn an_existing_kustomization_with_another_path_is_not_overwritten() {
+    let env = env();
+    let repo = env.repo();
+    let ns = env.namespace();
+    let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
+    let base = [
+        "azdo",
+        "--url",
+        &repo.https_url,
+        "--ca-file",
+        &ca,
+        "-n",
+        &ns,
+    ];
+    let out = run(env
+        .plugin()
+        .args(base)
+        .args(["--path", "clusters/one"])
+        .env("GIT_PASSWORD", env.git.pat()));
+    assert_eq!(out.0, 0, "bootstrap failed:\n{}", out.2);
+    let out = run(env
+        .plugin()
+        .args(base)
+        .args(["--path", "clusters/two"])
+        .env("GIT_PASSWORD", env.git.pat()));
+    assert_eq!(out.0, 1, "{}", out.2);
+    assert!(out.2.contains("clusters/one"), "{}", out.2);
+    assert_eq!(
+        commit_subjects(&repo, "main").len(),
+        2,
+        "the refused run committed"
+    );
+}
+
+#[test]
+fn flux_managed_by_another_tool_needs_force() {
+    let env = env();
+    let private = ControlPlane::start();
+    let _controllers = FakeControllers::start(FakeControllerOptions {
+        kubeconfig: private.kubeconfig().to_owned(),
+        context: private.admin_context().to_owned(),
+        azure_token: None,
+    });
+    let kubeconfig = private
+        .kubeconfig()
+        .to_str()
+        .expect("utf-8 path")
+        .to_owned();
+    // What a Helm-installed Flux looks like to `flux bootstrap`.
+    let crd = r"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gitrepositories.source.toolkit.fluxcd.io
+  labels:
+    app.kubernetes.io/managed-by: Helm
+    app.kubernetes.io/version: v2.8.0
+spec:
+  group: source.toolkit.fluxcd.io
+  names: {kind: GitRepository, listKind: GitRepositoryList, plural: gitrepositories, singular: gitrepository}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+";
+    let mut apply = private
+        .kubectl()
+        .args(["apply", "-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("kubectl runs");
+    apply
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(crd.as_bytes())
+        .expect("written");
+    assert!(apply.wait().expect("kubectl finishes").success());
+
+    let repo = env.repo();
+    let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
+    let base = [
+        "azdo",
+        "--kubeconfig",
+        &kubeconfig,
+        "--url",
+        &repo.https_url,
+        "--ca-file",
+        &ca,
+        "--path",
+        "clusters/helm",
+    ];
+    let out = run(env.plugin().args(base).env("GIT_PASSWORD", env.git.pat()));
+    assert_eq!(out.0, 1, "{}", out.2);
+    assert!(
+        out.2.contains("Helm") && out.2.contains("--force"),
+        "{}",
+        out.2
+    );
+    assert_eq!(repo.branch_sha("main"), None, "the refused run pushed");
+    let out = run(env
+        .plugin()
+        .args(base)
+        .arg("--force")
+        .env("GIT_PASSWORD", env.git.pat()));
+    assert_eq!(out.0, 0, "forced bootstrap failed:\n{}", out.2);
+}
+
+#[test]
+fn kubeconfig_with_two_files_uses_the_first_current_context() {
+    let env = env();
+    let repo = env.repo();
+    let ns = env.namespace();
+    let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
+    let (_dir, dir) = temp_dir();
+    let first = dir.join("current");
+    std::fs::write(
+        &first,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: {}\n",
+            env.control_plane.second_context()
+        ),
+    )
+    .expect("kubeconfig written");
+    let kubeconfig = format!(
+        "{}:{}",
+        first.display(),
+        env.control_plane.kubeconfig().display()
+    );
+    let out = run(env
+        .plugin()
+        .args([
+            "azdo",
+            "--url",
+            &repo.https_url,
+            "--ca-file",
+            &ca,
+            "--path",
+            "clusters/merged",
+            "-n",
+            &ns,
+        ])
+        .env("KUBECONFIG", kubeconfig)
+        .env("GIT_PASSWORD", env.git.pat()));
+    assert_eq!(out.0, 0, "bootstrap failed:\n{}", out.2);
+    assert!(
+        out.2.contains(&format!(
+            "checking cluster \"{}\"",
+            env.control_plane.second_context()
+        )),
+        "{}",
+        out.2
+    );
+    let on_second = env.kubectl(&[
+        "--context",
+        env.control_plane.second_context(),
+        "get",
+        "namespace",
+        &ns,
+    ]);
+    assert!(on_second.status.success());
+}
+
+#[test]
+fn the_pat_from_a_masked_prompt_on_a_terminal() {
+    let env = env();
+    let repo = env.repo();
+    let ns = env.namespace();
+    let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
+    let plugin = env!("CARGO_BIN_EXE_kubectl-fluxbootstrap");
+    let command = format!(
+        "{plugin} azdo --url {} --ca-file {ca} --path clusters/prompt -n {ns}",
+        repo.https_url
+    );
+    // `script` gives the plugin a real pseudo-terminal; our stdin is typed into it.
+    let mut child = env
+        .plugin()
+        .env_remove("GIT_PASSWORD")
+        .env("TERM", "dumb")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn_script(&command);
+    let mut stdin = child.stdin.take().expect("piped");
+    let mut stdout = child.stdout.take().expect("piped");
+    let screen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let reader = {
+        let screen = screen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                screen
+                    .lock()
+                    .expect("not poisoned")
+                    .extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    // Type the PAT only once the prompt is on the terminal (typed-ahead input may be flushed
+    // when the prompt switches the terminal to no-echo), then wait for the plugin to exit.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !String::from_utf8_lossy(&screen.lock().expect("not poisoned"))
+        .to_lowercase()
+        .contains("password")
+    {
+        assert!(std::time::Instant::now() < deadline, "no prompt appeared");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    write!(stdin, "{}\r", env.git.pat()).expect("typed");
+    stdin.flush().expect("flushed");
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("script can be polled") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline + std::time::Duration::from_secs(120) {
+            let _ = child.kill();
+            break child.wait().expect("killed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    drop(stdin);
+    reader.join().expect("reader finishes");
+    let screen = String::from_utf8_lossy(&screen.lock().expect("not poisoned")).into_owned();
+    assert!(status.success(), "bootstrap failed:\n{screen}");
+    assert!(
+        screen.contains("password"),
+        "no prompt was shown:\n{screen}"
+    );
+    assert!(
+        !screen.contains(env.git.pat()),
+        "the PAT was echoed:\n{screen}"
+    );
+    assert_eq!(commit_subjects(&repo, "main").len(), 2);
+}
+
+trait SpawnScript {
+    fn spawn_script(&mut self, command: &str) -> std::process::Child;
+}
+
+impl SpawnScript for std::process::Command {
+    /// Runs `command` under util-linux `script` with this command's environment.
+    fn spawn_script(&mut self, command: &str) -> std::process::Child {
+        let mut script = std::process::Command::new("script");
+        script.args(["-q", "-e", "-c", command, "/dev/null"]);
+        for (key, value) in self.get_envs() {
+            match value {
+                Some(v) => script.env(key, v),
+                None => script.env_remove(key),
+            };
+        }
+        script
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        script.spawn().expect("script runs")
+    }
+}
