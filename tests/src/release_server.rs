@@ -66,12 +66,13 @@ impl ReleaseServer {
     /// Serves a Flux release: `manifests.tar.gz` and `flux_<ver>_checksums.txt` (with its
     /// SHA-256) under `/fluxcd/flux2/releases/download/<version>/`.
     pub fn publish(&self, version: &str, manifests_tar_gz: Vec<u8>) {
-        let sha: String = Sha256::digest(&manifests_tar_gz)
-            .iter()
-            .fold(String::new(), |mut s, b| {
-                let _ = write!(s, "{b:02x}");
-                s
-            });
+        let sha: String =
+            Sha256::digest(&manifests_tar_gz)
+                .iter()
+                .fold(String::new(), |mut s, b| {
+                    let _ = write!(s, "{b:02x}");
+                    s
+                });
         let plain = version.trim_start_matches('v');
         let checksums = format!(
             "{}  flux_{plain}_linux_amd64.tar.gz\n{sha}  manifests.tar.gz\n",
@@ -93,9 +94,13 @@ impl ReleaseServer {
     /// Serves `body` at `path` but advertises `advertised_len` bytes, then closes the
     /// connection: a download cut off mid-way.
     pub fn put_truncated(&self, path: &str, body: Vec<u8>, advertised_len: u64) {
-        self.lock()
-            .assets
-            .insert(path.to_owned(), Asset { body, advertised_len });
+        self.lock().assets.insert(
+            path.to_owned(),
+            Asset {
+                body,
+                advertised_len,
+            },
+        );
     }
 
     /// Makes the releases API name `version` as the latest release.

@@ -3,6 +3,7 @@
 //! Each benchmark is a `harness = false` bench target in the crate it measures, so xtask
 //! stays free of the heavy crates; it prints its figures and ratios side by side itself.
 
+use std::fmt::Write as _;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
@@ -68,7 +69,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
 fn list() -> String {
     let mut out = String::from("benchmarks:");
     for (name, _, _, about) in BENCHES {
-        out.push_str(&format!("\n  {name:<10} {about}"));
+        let _ = write!(out, "\n  {name:<10} {about}");
     }
     out
 }

@@ -300,7 +300,11 @@ impl Cluster {
         let obj = match api.get(name).await {
             Ok(obj) => obj,
             Err(err) if is_status(&err, 404) => return Ok(None),
-            Err(err) => return Err(self.api_err(format!("get Kustomization `{ns}/{name}`"))(err)),
+            Err(err) => {
+                return Err(self.api_err(format!("get Kustomization `{ns}/{name}`"))(
+                    err,
+                ));
+            }
         };
         let obj = serde_json::to_value(obj).unwrap_or_default();
         let text = |p: &str| {

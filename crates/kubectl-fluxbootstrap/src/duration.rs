@@ -63,9 +63,9 @@ mod tests {
 
     #[test]
     fn parses_what_flux_users_type() {
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1m0s"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_mins(5)));
+        assert_eq!(parse_duration("1m0s"), Ok(Duration::from_mins(1)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_mins(90)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
         assert!(parse_duration("5").is_err());
@@ -74,9 +74,9 @@ mod tests {
 
     #[test]
     fn formats_like_go() {
-        assert_eq!(format_go_duration(Duration::from_secs(60)), "1m0s");
-        assert_eq!(format_go_duration(Duration::from_secs(600)), "10m0s");
-        assert_eq!(format_go_duration(Duration::from_secs(3600)), "1h0m0s");
+        assert_eq!(format_go_duration(Duration::from_mins(1)), "1m0s");
+        assert_eq!(format_go_duration(Duration::from_mins(10)), "10m0s");
+        assert_eq!(format_go_duration(Duration::from_hours(1)), "1h0m0s");
         assert_eq!(format_go_duration(Duration::from_secs(30)), "30s");
     }
 }

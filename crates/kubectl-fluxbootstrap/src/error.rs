@@ -4,7 +4,7 @@
 //! chain once, prints every layer, and asks each known library error for advice.
 
 use std::error::Error;
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use owo_colors::OwoColorize;
 
@@ -76,14 +76,14 @@ pub(crate) fn render(err: &anyhow::Error) -> String {
     for (index, cause) in err.chain().enumerate() {
         if index > 0 && !cause.to_string().trim().is_empty() {
             if !out.contains("Caused by") {
-                out.push_str(&format!("\n  {}:", "Caused by".bold()));
+                let _ = write!(out, "\n  {}:", "Caused by".bold());
             }
-            out.push_str(&format!("\n    {cause}"));
+            let _ = write!(out, "\n    {cause}");
         }
         hint = hint.or_else(|| hint_for(cause));
     }
     if let Some(hint) = hint {
-        out.push_str(&format!("\n{}: {hint}", "hint".cyan().bold()));
+        let _ = write!(out, "\n{}: {hint}", "hint".cyan().bold());
     }
     out
 }

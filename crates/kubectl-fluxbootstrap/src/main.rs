@@ -2,6 +2,5 @@
 
 fn main() {
     let code = kubectl_fluxbootstrap::run(std::env::args_os());
-    #[expect(clippy::exit, reason = "the binary's single exit point")]
     std::process::exit(code);
 }

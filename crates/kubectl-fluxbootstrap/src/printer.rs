@@ -95,12 +95,20 @@ impl Printer {
     }
 
     /// Raw text on stderr (error reports), always shown.
+    #[expect(
+        clippy::unused_self,
+        reason = "every write goes through the printer, even unconditional ones"
+    )]
     pub(crate) fn stderr(self, text: impl Display) {
         let mut err = anstream::stderr().lock();
         let _ = writeln!(err, "{text}");
     }
 
     /// Data on stdout (`--output json`, diffs, completion scripts, exported files).
+    #[expect(
+        clippy::unused_self,
+        reason = "every write goes through the printer, even unconditional ones"
+    )]
     pub(crate) fn data(self, text: impl Display) -> std::io::Result<()> {
         let mut out = anstream::stdout().lock();
         write!(out, "{text}")?;

@@ -187,7 +187,7 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
         printer.action(format_args!(
             "installing components in \"{namespace}\" namespace"
         ));
-        let objects = shared::objects_with_patches(&components_yaml, &patches)?;
+        let objects = shared::objects_with_patches(&components_yaml, patches.as_ref())?;
         let report = cluster
             .apply(objects, &apply_options, &ClusterPrinter(printer))
             .await?;
@@ -282,7 +282,7 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
     // Apply everything the Kustomization will own.
     let step = Instant::now();
     printer.action("applying sync manifests");
-    let mut objects = shared::objects_with_patches(&components_yaml, &patches)?;
+    let mut objects = shared::objects_with_patches(&components_yaml, patches.as_ref())?;
     objects.extend(
         fluxbootstrap_manifests::split_objects(&sync_yaml)
             .context("failed to read the generated sync manifests")?,

@@ -2,6 +2,8 @@
 //!
 //! Like `flux install --export` plus the sync objects; touches neither git nor a cluster.
 
+use std::fmt::Write as _;
+
 use anyhow::{Context, Result};
 use fluxbootstrap_azdo::RepoUrl;
 
@@ -35,31 +37,27 @@ pub(crate) async fn run(args: &ExportArgs, global: &GlobalArgs, printer: Printer
             fluxbootstrap_manifests::render_kustomization(&patches.clone().unwrap_or_default()),
         ),
     ];
-    match &args.output_dir {
-        Some(dir) => {
-            for (path, contents) in &files {
-                let target = dir.join(path);
-                if let Some(parent) = target.parent() {
-                    fs_err::create_dir_all(parent)
-                        .context("failed to create the output directory")?;
-                }
-                fs_err::write(&target, contents).context("failed to write an exported file")?;
-                printer.success(format_args!("wrote \"{}\"", target.display()));
+    let Some(dir) = &args.output_dir else {
+        let mut out = String::new();
+        for (index, (path, contents)) in files.iter().enumerate() {
+            if index > 0 {
+                out.push_str("---\n");
+            }
+            let _ = write!(out, "# {path}\n{contents}");
+            if !contents.ends_with('\n') {
+                out.push('\n');
             }
         }
-        None => {
-            let mut out = String::new();
-            for (index, (path, contents)) in files.iter().enumerate() {
-                if index > 0 {
-                    out.push_str("---\n");
-                }
-                out.push_str(&format!("# {path}\n{contents}"));
-                if !contents.ends_with('\n') {
-                    out.push('\n');
-                }
-            }
-            printer.data(out)?;
+        printer.data(out)?;
+        return Ok(());
+    };
+    for (path, contents) in &files {
+        let target = dir.join(path);
+        if let Some(parent) = target.parent() {
+            fs_err::create_dir_all(parent).context("failed to create the output directory")?;
         }
+        fs_err::write(&target, contents).context("failed to write an exported file")?;
+        printer.success(format_args!("wrote \"{}\"", target.display()));
     }
     Ok(())
 }

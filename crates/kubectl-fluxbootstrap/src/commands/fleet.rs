@@ -139,6 +139,8 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
         shared::push_credentials(&args.repo, &mode, private_key.as_ref(), &repo, printer).await?;
 
     // Preflight of every cluster, concurrently, before the repository changes.
+    let mut timings: Vec<(&str, f64)> = Vec::new();
+    let mut step = Instant::now();
     let mut rows = Vec::new();
     let mut ready = Vec::new();
     for (target, result, spent) in preflight_all(&targets, args, global, printer).await {
@@ -158,6 +160,8 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
         }
     }
 
+    timings.push(("preflight", step.elapsed().as_secs_f64()));
+    step = Instant::now();
     // Secrets one cluster at a time: a generated key asks the user to register it.
     let mut healthy = Vec::new();
     for mut item in ready {
@@ -189,6 +193,8 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
         }
     }
 
+    timings.push(("secrets", step.elapsed().as_secs_f64()));
+    step = Instant::now();
     let mut commits = Vec::new();
     let mut clones = 0;
     if !healthy.is_empty() {
@@ -299,7 +305,10 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
                 "component and sync manifests",
             )
         } else {
-            (format!("Add Flux sync manifests{appendix}"), "sync manifests")
+            (
+                format!("Add Flux sync manifests{appendix}"),
+                "sync manifests",
+            )
         };
         let (checkout, sha) = commit_step(
             checkout,
@@ -316,9 +325,11 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
         let head = checkout.head();
         drop(checkout);
 
+        timings.push(("git", step.elapsed().as_secs_f64()));
+        step = Instant::now();
         // Each cluster's install, Secret, apply and waits, at most `--parallel` at a time.
         let shared_job = Arc::new(JobShared {
-            components: shared::objects_with_patches(&components_yaml, &patches)?,
+            components: shared::objects_with_patches(&components_yaml, patches.as_ref())?,
             namespace: namespace.to_owned(),
             secret_name: args.render.secret_name.clone(),
             dry_run: args.dry_run,
@@ -341,7 +352,13 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
                 let step = Instant::now();
                 let mut counts = Counts::default();
                 let result = converge(&item, sync, &shared_job, &mut counts).await;
-                (index, item.target, counts, item.spent + step.elapsed(), result)
+                (
+                    index,
+                    item.target,
+                    counts,
+                    item.spent + step.elapsed(),
+                    result,
+                )
             });
         }
         let mut done = Vec::new();
@@ -370,6 +387,7 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
         }
     }
 
+    timings.push(("clusters", step.elapsed().as_secs_f64()));
     // The selection order, whatever order the clusters finished in.
     let order: HashMap<&str, usize> = targets
         .iter()
@@ -390,6 +408,7 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
             "clones": clones,
             "clusters": clusters,
             "durationSeconds": started.elapsed().as_secs_f64(),
+            "timings": timings.iter().copied().collect::<BTreeMap<_, _>>(),
         });
         printer.data(format_args!("{out:#}\n"))?;
     }
@@ -645,10 +664,7 @@ fn read_kubeconfig(global: &GlobalArgs) -> Result<KubeContexts> {
                 continue;
             }
             out.names.push(name.to_owned());
-            if let Some(cluster) = entry
-                .pointer("/context/cluster")
-                .and_then(Value::as_str)
-            {
+            if let Some(cluster) = entry.pointer("/context/cluster").and_then(Value::as_str) {
                 out.clusters.insert(name.to_owned(), cluster.to_owned());
             }
         }

@@ -2,6 +2,7 @@
 //! bundle loading, the Secret for each mode, and the reporters that draw library progress.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::io::{BufRead, IsTerminal, Read};
 use std::path::Path;
 use std::time::Duration;
@@ -88,7 +89,7 @@ fn percent_encode_segment(segment: &str) -> String {
         if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
             out.push(char::from(byte));
         } else {
-            out.push_str(&format!("%{byte:02X}"));
+            let _ = write!(out, "%{byte:02X}");
         }
     }
     out
@@ -312,7 +313,7 @@ pub(crate) async fn push_credentials(
     }
 }
 
-/// The known_hosts line for `host[:port]`: pinned for Azure DevOps, else scanned (trust on
+/// The `known_hosts` line for `host[:port]`: pinned for Azure DevOps, else scanned (trust on
 /// first use, like flux), with the fingerprint shown so the user can compare.
 pub(crate) async fn known_hosts_for(ssh_host: &str, printer: Printer) -> Result<String> {
     let (host, port) = split_host_port(ssh_host)?;
@@ -471,7 +472,7 @@ pub(crate) fn kustomization_patches(
 /// The objects of `components_yaml` with `patches` applied, as kustomize would.
 pub(crate) fn objects_with_patches(
     components_yaml: &str,
-    patches: &Option<KustomizationPatches>,
+    patches: Option<&KustomizationPatches>,
 ) -> Result<Vec<serde_json::Value>> {
     let mut objects = fluxbootstrap_manifests::split_objects(components_yaml)
         .context("failed to read the rendered components")?;
@@ -678,7 +679,7 @@ impl WaitReporter for ClusterPrinter {
     fn ready(&self, target: &WaitTarget) {
         match target {
             WaitTarget::Deployment(name) => {
-                self.0.success(format_args!("{name}: deployment ready"))
+                self.0.success(format_args!("{name}: deployment ready"));
             }
             other => self
                 .0

@@ -1,6 +1,8 @@
 //! `version`: the plugin version, the Flux version it installs by default, and (unless
 //! `--client`) the Flux version found on the cluster.
 
+use std::fmt::Write as _;
+
 use anyhow::{Context, Result};
 use fluxbootstrap_cluster::Cluster;
 use serde_json::json;
@@ -40,7 +42,7 @@ pub(crate) async fn run(args: &VersionArgs, global: &GlobalArgs, printer: Printe
         );
         if let Some((context, version)) = &on_cluster {
             let version = version.as_deref().unwrap_or("not installed");
-            text.push_str(&format!("flux on \"{context}\": {version}\n"));
+            let _ = writeln!(text, "flux on \"{context}\": {version}");
         }
         printer.data(text)?;
     }

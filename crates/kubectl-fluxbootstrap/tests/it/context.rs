@@ -70,7 +70,7 @@ impl Env {
         self.git.create_repo("e2e-org", "e2e-project", &name)
     }
 
-    /// A unique Flux namespace, so tests do not share a GitRepository.
+    /// A unique Flux namespace, so tests do not share a `GitRepository`.
     pub(crate) fn namespace(&self) -> String {
         self.control_plane.unique_name("e2e-ns")
     }

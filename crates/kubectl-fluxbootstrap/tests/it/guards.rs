@@ -212,7 +212,7 @@ fn the_pat_from_a_masked_prompt_on_a_terminal() {
     };
     // Type the PAT only once the prompt is on the terminal (typed-ahead input may be flushed
     // when the prompt switches the terminal to no-echo), then wait for the plugin to exit.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_mins(1);
     while !String::from_utf8_lossy(&screen.lock().expect("not poisoned"))
         .to_lowercase()
         .contains("password")
@@ -227,7 +227,7 @@ fn the_pat_from_a_masked_prompt_on_a_terminal() {
         if let Some(status) = child.try_wait().expect("script can be polled") {
             break status;
         }
-        if std::time::Instant::now() > deadline + std::time::Duration::from_secs(120) {
+        if std::time::Instant::now() > deadline + std::time::Duration::from_mins(2) {
             let _ = child.kill();
             break child.wait().expect("killed");
         }
