@@ -841,13 +841,15 @@ async fn converge(
     }
 
     printer.action(format_args!("{context}: applying sync manifests"));
-    let mut objects = job.components.clone();
+    // Components just installed are as wanted; re-diffing them would only cost the API server
+    // time that the other clusters of the fleet share on a small machine.
+    let mut objects = if must_install {
+        Vec::new()
+    } else {
+        job.components.clone()
+    };
     objects.extend(sync);
-    let mut report = cluster.apply(objects, &apply_options, &reporter).await?;
-    if must_install {
-        // The components were counted by the install; count only what this apply changed.
-        report.entries.retain(|e| e.change != Change::Unchanged);
-    }
+    let report = cluster.apply(objects, &apply_options, &reporter).await?;
     counts.add(&report);
     printer.success(format_args!("{context}: reconciled sync configuration"));
 
