@@ -18,7 +18,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     crate::kube::run(&["build".to_owned()])?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let status = Command::new(cargo)
-        .args(["test", "--workspace", "--locked"])
+        .args(["test", "--workspace", "--locked", "--no-fail-fast"])
         .args(args)
         .status()
         .context("failed to run `cargo test`")?;

@@ -49,25 +49,38 @@ pub async fn azure_cli_token_with_path(
     path: Option<OsString>,
 ) -> Result<EntraToken, AuthError> {
     let az = locate(az, path)?;
-    let output = tokio::process::Command::new(&az)
-        .args([
-            "account",
-            "get-access-token",
-            "--resource",
-            AZURE_DEVOPS_RESOURCE,
-            "--output",
-            "json",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|source| AuthError::AzSpawn {
-            path: az.clone(),
-            source,
-        })?;
+    // `az` may have been written a moment ago (an update, or a test's stand-in) while another
+    // thread forked: exec then fails with ETXTBSY until that child execs. Retry briefly.
+    let mut attempts = 0;
+    let output = loop {
+        let result = tokio::process::Command::new(&az)
+            .args([
+                "account",
+                "get-access-token",
+                "--resource",
+                AZURE_DEVOPS_RESOURCE,
+                "--output",
+                "json",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .output()
+            .await;
+        match result {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && attempts < 20 => {
+                attempts += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            other => {
+                break other.map_err(|source| AuthError::AzSpawn {
+                    path: az.clone(),
+                    source,
+                })?;
+            }
+        }
+    };
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let message = stderr

@@ -666,10 +666,16 @@ impl ApplyReporter for ClusterPrinter {
 
 impl WaitReporter for ClusterPrinter {
     fn waiting(&self, target: &WaitTarget) {
+        // Bootstrap's Flux objects are named after their namespace, as flux names them.
         match target {
-            WaitTarget::GitRepository(name) | WaitTarget::Kustomization(name) => {
+            WaitTarget::GitRepository(name) => {
                 self.0.waiting(format_args!(
-                    "waiting for {target} to be reconciled ({name})"
+                    "waiting for GitRepository \"{name}/{name}\" to be reconciled"
+                ));
+            }
+            WaitTarget::Kustomization(name) => {
+                self.0.waiting(format_args!(
+                    "waiting for Kustomization \"{name}/{name}\" to be reconciled"
                 ));
             }
             WaitTarget::Deployment(_) => {}
@@ -681,9 +687,8 @@ impl WaitReporter for ClusterPrinter {
             WaitTarget::Deployment(name) => {
                 self.0.success(format_args!("{name}: deployment ready"));
             }
-            other => self
-                .0
-                .success(format_args!("{other} reconciled successfully")),
+            WaitTarget::GitRepository(_) => self.0.success("GitRepository reconciled successfully"),
+            WaitTarget::Kustomization(_) => self.0.success("Kustomization reconciled successfully"),
         }
     }
 

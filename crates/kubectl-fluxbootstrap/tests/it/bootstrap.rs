@@ -172,10 +172,11 @@ fn token_auth_with_the_pat_from_a_pipe() {
     )
     .expect("the PAT is written");
     let out = child.wait_with_output().expect("the plugin finishes");
-    assert!(
-        out.status.success(),
-        "bootstrap failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bootstrap failed:\n{stderr}");
+    crate::context::assert_filtered_snapshot(
+        "token_auth_from_a_pipe",
+        &crate::context::stable_lines(&stderr),
     );
     assert_eq!(commit_subjects(&repo, "main"), [SYNC, COMPONENTS]);
     assert_eq!(

@@ -126,6 +126,40 @@ pub(crate) fn transcript((code, stdout, stderr): &(i32, String, String)) -> Stri
     )
 }
 
+/// `stderr` with the lines whose order depends on timing (concurrent readiness waits) sorted
+/// within their block, so a snapshot is stable.
+pub(crate) fn stable_lines(stderr: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut block: Vec<&str> = Vec::new();
+    let concurrent = |l: &str| {
+        l.ends_with(": deployment ready")
+            || l.contains("reconciled successfully")
+            || l.starts_with("◎ waiting")
+    };
+    for line in stderr.lines() {
+        if concurrent(line) {
+            block.push(line);
+            continue;
+        }
+        block.sort_unstable();
+        out.extend(block.drain(..).map(str::to_owned));
+        out.push(line.to_owned());
+    }
+    block.sort_unstable();
+    out.extend(block.drain(..).map(str::to_owned));
+    out.join("\n")
+}
+
+/// Snapshots `text` under `name` with the shared filters.
+pub(crate) fn assert_filtered_snapshot(name: &str, text: &str) {
+    let mut settings = insta::Settings::clone_current();
+    for (regex, replacement) in FILTERS {
+        settings.add_filter(regex, *replacement);
+    }
+    settings.set_prepend_module_to_snapshot(false);
+    settings.bind(|| insta::assert_snapshot!(name, text));
+}
+
 /// Commit subjects on `branch`, newest first, from the real git CLI.
 pub(crate) fn commit_subjects(repo: &Repo, branch: &str) -> Vec<String> {
     let out = repo
