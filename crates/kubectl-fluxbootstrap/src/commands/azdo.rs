@@ -401,7 +401,7 @@ pub(super) async fn commit_step(
 }
 
 /// Asks the user to add `public_key` to Azure DevOps, unless `--silent`/`--yes`.
-pub(crate) fn prompt_public_key(
+pub(crate) async fn prompt_public_key(
     public_key: &str,
     org_keys_url: &str,
     silent: bool,
@@ -415,7 +415,9 @@ pub(crate) fn prompt_public_key(
     if !confirm(
         "Please give the key access to your repository",
         std::io::stdin().is_terminal(),
-    )? {
+    )
+    .await?
+    {
         return Err(Hinted::new(
             "aborting",
             "add the public key in Azure DevOps, then run the command again (or pass `--silent`)",

@@ -281,16 +281,21 @@ pub(crate) async fn push_credentials(
         GitMode::Token { .. } | GitMode::TokenPushSshSync { .. } | GitMode::AzureProvider => {
             let bearer = matches!(mode, GitMode::Token { bearer: true });
             let stdin_is_terminal = std::io::stdin().is_terminal();
-            // Not `stdin().lock()`: the masked prompt reads stdin itself, and std's stdin lock
-            // is not reentrant, so holding it here would deadlock the prompt.
-            let mut stdin = std::io::stdin();
-            let (pat, source) = fluxbootstrap_auth::resolve_pat(
-                flag,
-                env,
-                &mut stdin as &mut dyn Read,
-                stdin_is_terminal,
-                &|prompt| fluxbootstrap_auth::prompt_masked(prompt),
-            )?;
+            // On a blocking thread, so Ctrl-C still ends the command during the prompt.
+            let (pat, source) = tokio::task::spawn_blocking(move || {
+                // Not `stdin().lock()`: the masked prompt reads stdin itself, and std's stdin
+                // lock is not reentrant, so holding it here would deadlock the prompt.
+                let mut stdin = std::io::stdin();
+                fluxbootstrap_auth::resolve_pat(
+                    flag,
+                    env,
+                    &mut stdin as &mut dyn Read,
+                    stdin_is_terminal,
+                    &|prompt| fluxbootstrap_auth::prompt_masked(prompt),
+                )
+            })
+            .await
+            .context("the PAT prompt task failed")??;
             if let Some(warning) = source.warning() {
                 printer.warning(warning);
             }
@@ -577,7 +582,8 @@ pub(crate) async fn secret_for_mode(
                 &format!("https://dev.azure.com/{}/_usersSettings/keys", repo.org),
                 args.silent || args.yes || args.dry_run,
                 printer,
-            )?;
+            )
+            .await?;
             let mut data = BTreeMap::new();
             let identity = match private_key {
                 Some(text) => SecretBytes::from(text.clone()),
@@ -627,22 +633,30 @@ pub(crate) fn unified_diff(path: &str, old: Option<&[u8]>, new: &[u8]) -> String
 }
 
 /// A y/N question: a prompt on a terminal, else one line read from stdin.
-pub(crate) fn confirm(question: &str, interactive: bool) -> Result<bool> {
-    if interactive {
-        return Ok(dialoguer::Confirm::new()
-            .with_prompt(question)
-            .default(false)
-            .interact()?);
-    }
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .context("failed to read the answer from stdin")?;
-    Ok(matches!(
-        line.trim().to_ascii_lowercase().as_str(),
-        "y" | "yes"
-    ))
+///
+/// The read runs on a blocking thread so that Ctrl-C, which the runtime handles, still ends
+/// the command while it waits for an answer.
+pub(crate) async fn confirm(question: &str, interactive: bool) -> Result<bool> {
+    let question = question.to_owned();
+    tokio::task::spawn_blocking(move || -> Result<bool> {
+        if interactive {
+            return Ok(dialoguer::Confirm::new()
+                .with_prompt(question)
+                .default(false)
+                .interact()?);
+        }
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("failed to read the answer from stdin")?;
+        Ok(matches!(
+            line.trim().to_ascii_lowercase().as_str(),
+            "y" | "yes"
+        ))
+    })
+    .await
+    .context("the prompt task failed")?
 }
 
 /// Draws git transfer progress (nothing yet; the step lines say what is happening).

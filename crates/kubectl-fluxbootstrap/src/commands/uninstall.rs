@@ -37,7 +37,7 @@ pub(crate) async fn run(args: &UninstallArgs, global: &GlobalArgs, printer: Prin
             "Are you sure you want to delete Flux and its custom resource definitions from \"{}\"",
             cluster.context()
         );
-        if !confirm(&question, std::io::stdin().is_terminal())? {
+        if !confirm(&question, std::io::stdin().is_terminal()).await? {
             return Err(Hinted::new(
                 "uninstall cancelled",
                 "pass `--silent` to skip the question",

@@ -270,3 +270,146 @@ impl SpawnScript for std::process::Command {
         script.spawn().expect("script runs")
     }
 }
+
+#[test]
+fn a_missing_branch_is_named_with_the_default_branch() {
+    let env = env();
+    let repo = env.repo();
+    let ns = env.namespace();
+    let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
+    // A repository whose only branch is `main`, made with the real git CLI.
+    let (_dir, work) = temp_dir();
+    let git = |args: &[&str]| {
+        let status = std::process::Command::new("git")
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@example.invalid",
+                "-C",
+            ])
+            .arg(&work)
+            .args(args)
+            .status()
+            .expect("git runs");
+        assert!(status.success(), "git {args:?}");
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["commit", "-q", "--allow-empty", "-m", "init"]);
+    git(&[
+        "push",
+        "-q",
+        repo.bare_path.to_str().expect("utf-8 path"),
+        "main",
+    ]);
+    let before = repo.branch_sha("main");
+
+    let out = run(env
+        .plugin()
+        .args([
+            "azdo",
+            "--url",
+            &repo.https_url,
+            "--ca-file",
+            &ca,
+            "--branch",
+            "dev",
+            "-n",
+            &ns,
+        ])
+        .env("GIT_PASSWORD", env.git.pat()));
+    assert_eq!(out.0, 1, "{}", out.2);
+    assert!(out.2.contains("dev") && out.2.contains("main"), "{}", out.2);
+    assert!(out.2.contains("hint:"), "{}", out.2);
+    assert_eq!(repo.branch_sha("main"), before, "main changed");
+    assert_eq!(
+        repo.branch_sha("dev"),
+        None,
+        "dev was created without --create-branch"
+    );
+
+    let out = run(env
+        .plugin()
+        .args([
+            "azdo",
+            "--url",
+            &repo.https_url,
+            "--ca-file",
+            &ca,
+            "--branch",
+            "dev",
+            "--create-branch",
+            "-n",
+            &ns,
+        ])
+        .env("GIT_PASSWORD", env.git.pat()));
+    assert_eq!(out.0, 0, "{}", out.2);
+    assert_eq!(
+        commit_subjects(&repo, "dev").len(),
+        3,
+        "init plus the two bootstrap commits"
+    );
+}
+
+#[test]
+fn ctrl_c_at_a_prompt_exits_130_and_removes_the_clone() {
+    let env = env();
+    let repo = env.repo();
+    let ns = env.namespace();
+    let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
+    let (_tmp, tmp) = temp_dir();
+    let mut child = env
+        .plugin()
+        .args([
+            "azdo",
+            "--url",
+            &repo.https_url,
+            "--ca-file",
+            &ca,
+            "--ssh-hostname",
+            &env.git.ssh_host(),
+            "-n",
+            &ns,
+        ])
+        .env("GIT_PASSWORD", env.git.pat())
+        .env("TMPDIR", &tmp)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the plugin starts");
+    let _stdin = child.stdin.take().expect("piped");
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("piped"));
+    let mut transcript = String::new();
+    let mut line = String::new();
+    while std::io::BufRead::read_line(&mut stderr, &mut line).expect("readable") > 0 {
+        transcript.push_str(&line);
+        if line.contains("add it to the SSH public keys") {
+            break;
+        }
+        line.clear();
+    }
+    let clones = || {
+        std::fs::read_dir(&tmp)
+            .expect("readable")
+            .filter_map(Result::ok)
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("fluxbootstrap-git-")
+            })
+            .count()
+    };
+    assert_eq!(
+        clones(),
+        1,
+        "the clone should exist while the prompt waits:\n{transcript}"
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let status = child.wait().expect("the plugin exits");
+    assert_eq!(status.code(), Some(130), "{transcript}");
+    assert_eq!(clones(), 0, "the temporary clone was left behind");
+}
