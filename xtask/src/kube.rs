@@ -7,13 +7,11 @@
 //! Only missing binaries are built; each is built into a temporary directory and renamed
 //! into place, so the cache never holds a half-written binary.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use sha2::{Digest, Sha256};
 
 const USAGE: &str = "usage: cargo xtask kube build [--print-dir]
        cargo xtask kube dir
@@ -72,30 +70,8 @@ fn bin_dir() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("FLUXBOOTSTRAP_KUBE_BIN_DIR").filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(dir));
     }
-    let mut hasher = Sha256::new();
-    for module in ["kube", "etcd"] {
-        let go_sum = go_dir().join(module).join("go.sum");
-        hasher.update(
-            std::fs::read(&go_sum)
-                .with_context(|| format!("failed to read `{}`", go_sum.display()))?,
-        );
-    }
-    let hash = hasher.finalize()[..6]
-        .iter()
-        .fold(String::new(), |mut hex, b| {
-            let _ = write!(hex, "{b:02x}");
-            hex
-        });
-    let cache = match std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            PathBuf::from(std::env::var_os("HOME").context("`HOME` is not set")?).join(".cache")
-        }
-    };
-    Ok(cache.join(format!(
-        "kubectl-fluxbootstrap/kube/{}-{hash}",
-        k8s_version()?
-    )))
+    let go_sums = ["kube", "etcd"].map(|module| go_dir().join(module).join("go.sum"));
+    crate::go_cache::bin_dir("kube", &k8s_version()?, &go_sums)
 }
 
 #[expect(

@@ -5,6 +5,7 @@
 
 mod bench;
 mod dist;
+mod go_cache;
 mod kube;
 mod sandbox;
 mod test;

@@ -10,13 +10,11 @@
 //! and never checks GitHub for upgrades, so it stays on loopback even where
 //! `KREW_NO_UPGRADE_CHECK` is not passed down (the validator drops it from the environment).
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
-use sha2::{Digest, Sha256};
 
 const USAGE: &str = "usage: cargo xtask krew build [--print-dir]
        cargo xtask krew dir
@@ -72,25 +70,7 @@ fn bin_dir() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("FLUXBOOTSTRAP_KREW_BIN_DIR").filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(dir));
     }
-    let go_sum = module_dir().join("go.sum");
-    let sum =
-        std::fs::read(&go_sum).with_context(|| format!("failed to read `{}`", go_sum.display()))?;
-    let hash = Sha256::digest(sum)[..6]
-        .iter()
-        .fold(String::new(), |mut hex, b| {
-            let _ = write!(hex, "{b:02x}");
-            hex
-        });
-    let cache = match std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            PathBuf::from(std::env::var_os("HOME").context("`HOME` is not set")?).join(".cache")
-        }
-    };
-    Ok(cache.join(format!(
-        "kubectl-fluxbootstrap/krew/{}-{hash}",
-        krew_version()?
-    )))
+    crate::go_cache::bin_dir("krew", &krew_version()?, &[module_dir().join("go.sum")])
 }
 
 #[expect(

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use fluxbootstrap_auth::{SecretBytes, SecretString};
 use fluxbootstrap_cluster::{ApplyOptions, Change, Cluster, PreflightRequest, WaitSpec};
-use fluxbootstrap_git::{Author, Checkout, RemoteOptions};
+use fluxbootstrap_git::{Author, Checkout};
 use serde_json::json;
 
 use crate::cli::{AzdoArgs, GlobalArgs};
@@ -117,36 +117,11 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
 
     // Clone.
     let step = Instant::now();
-    printer.action(format_args!(
-        "cloning branch \"{}\" from Git repository \"{}\"",
-        args.render.branch,
-        push_auth.display_url()
-    ));
-    let remote = RemoteOptions {
-        url: push_auth.url.clone(),
-        auth: push_auth.remote.clone(),
-        ca_file: args.repo.ca_file.clone(),
-        timeout: Duration::from_secs(30),
-    };
-    let branch = args.render.branch.clone();
-    let create_branch = args.create_branch;
-    let mut checkout = tokio::task::spawn_blocking(move || {
-        Checkout::clone(&remote, &branch, create_branch, &GitPrinter)
-    })
-    .await
-    .context("the clone task failed")??;
+    let mut checkout = shared::clone_repository(args, &push_auth, printer).await?;
     printer.success("cloned repository");
     summary.timings.push(("clone", step.elapsed()));
 
-    let author = Author {
-        name: args.author_name.clone(),
-        email: args.author_email.clone(),
-    };
-    let appendix = if args.commit_message_appendix.is_empty() {
-        String::new()
-    } else {
-        format!("\n\n{}", args.commit_message_appendix)
-    };
+    let (author, appendix) = shared::author_and_appendix(args);
 
     // Components commit.
     printer.action("generating component manifests");

@@ -21,12 +21,11 @@ use fluxbootstrap_cluster::{
     ApplyEntry, ApplyOptions, ApplyReporter, Change, Cluster, KubeOptions, PreflightReport,
     PreflightRequest, WaitReporter, WaitSpec, WaitTarget,
 };
-use fluxbootstrap_git::{Author, Checkout, RemoteOptions};
 use serde_json::{Value, json};
 
 use crate::cli::{AzdoArgs, GlobalArgs};
 use crate::commands::azdo::{change_word, commit_step};
-use crate::commands::shared::{self, BundleFiles, GitPrinter, RepoPaths};
+use crate::commands::shared::{self, BundleFiles, RepoPaths};
 use crate::error::Hinted;
 use crate::git_mode::{GitMode, ModeFlags};
 use crate::printer::Printer;
@@ -205,36 +204,11 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
         let bundle = BundleFiles::load(&args.render, global.timeout, printer).await?;
         let components_yaml = bundle.render(&install)?;
 
-        printer.action(format_args!(
-            "cloning branch \"{}\" from Git repository \"{}\"",
-            args.render.branch,
-            push_auth.display_url()
-        ));
-        let remote = RemoteOptions {
-            url: push_auth.url.clone(),
-            auth: push_auth.remote.clone(),
-            ca_file: args.repo.ca_file.clone(),
-            timeout: Duration::from_secs(30),
-        };
-        let branch = args.render.branch.clone();
-        let create_branch = args.create_branch;
-        let mut checkout = tokio::task::spawn_blocking(move || {
-            Checkout::clone(&remote, &branch, create_branch, &GitPrinter)
-        })
-        .await
-        .context("the clone task failed")??;
+        let mut checkout = shared::clone_repository(args, &push_auth, printer).await?;
         clones += 1;
         printer.success("cloned repository");
 
-        let author = Author {
-            name: args.author_name.clone(),
-            email: args.author_email.clone(),
-        };
-        let appendix = if args.commit_message_appendix.is_empty() {
-            String::new()
-        } else {
-            format!("\n\n{}", args.commit_message_appendix)
-        };
+        let (author, appendix) = shared::author_and_appendix(args);
 
         printer.action(format_args!(
             "generating component manifests for {} clusters",

@@ -621,6 +621,48 @@ fn generate_key(args: &AzdoArgs) -> Result<SshKeyPair> {
     Ok(key)
 }
 
+/// Clones `--branch` of the repository into a private temporary directory, with the push
+/// credentials; prints flux's clone line first.
+pub(crate) async fn clone_repository(
+    args: &AzdoArgs,
+    push_auth: &PushAuth,
+    printer: Printer,
+) -> Result<fluxbootstrap_git::Checkout> {
+    printer.action(format_args!(
+        "cloning branch \"{}\" from Git repository \"{}\"",
+        args.render.branch,
+        push_auth.display_url()
+    ));
+    let remote = fluxbootstrap_git::RemoteOptions {
+        url: push_auth.url.clone(),
+        auth: push_auth.remote.clone(),
+        ca_file: args.repo.ca_file.clone(),
+        timeout: Duration::from_secs(30),
+    };
+    let branch = args.render.branch.clone();
+    let create_branch = args.create_branch;
+    tokio::task::spawn_blocking(move || {
+        fluxbootstrap_git::Checkout::clone(&remote, &branch, create_branch, &GitPrinter)
+    })
+    .await
+    .context("the clone task failed")?
+    .map_err(Into::into)
+}
+
+/// The commit author and the `--commit-message-appendix` suffix (`\n\n<appendix>` or empty).
+pub(crate) fn author_and_appendix(args: &AzdoArgs) -> (fluxbootstrap_git::Author, String) {
+    let author = fluxbootstrap_git::Author {
+        name: args.author_name.clone(),
+        email: args.author_email.clone(),
+    };
+    let appendix = if args.commit_message_appendix.is_empty() {
+        String::new()
+    } else {
+        format!("\n\n{}", args.commit_message_appendix)
+    };
+    (author, appendix)
+}
+
 /// A unified diff of one repository file, for `--dry-run`.
 pub(crate) fn unified_diff(path: &str, old: Option<&[u8]>, new: &[u8]) -> String {
     let old = old.map(String::from_utf8_lossy).unwrap_or_default();

@@ -1,0 +1,37 @@
+//! Where `cargo xtask` keeps binaries it builds from the Go module proxy.
+//!
+//! Both the kube test binaries and krew live outside the repository, in a directory keyed by
+//! the tool's version and a hash of the wrapper modules' `go.sum`, so a dependency change
+//! builds into a fresh directory and an unchanged one is never rebuilt.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+
+/// `~/.cache/kubectl-fluxbootstrap/<tool>/<version>-<12 hex of sha256(go.sum files)>`
+/// (`XDG_CACHE_HOME` respected).
+pub(crate) fn bin_dir(tool: &str, version: &str, go_sums: &[PathBuf]) -> Result<PathBuf> {
+    let mut hasher = Sha256::new();
+    for go_sum in go_sums {
+        hasher.update(read(go_sum)?);
+    }
+    let hash = hasher.finalize()[..6]
+        .iter()
+        .fold(String::new(), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        });
+    let cache = match std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").context("`HOME` is not set")?).join(".cache")
+        }
+    };
+    Ok(cache.join(format!("kubectl-fluxbootstrap/{tool}/{version}-{hash}")))
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("failed to read `{}`", path.display()))
+}
