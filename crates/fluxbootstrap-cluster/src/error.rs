@@ -91,6 +91,18 @@ pub enum ClusterError {
         /// The reason the API server gave, if any.
         reason: String,
     },
+    /// An admission policy or webhook refuses what bootstrap must create in the namespace.
+    #[error(
+        "An admission policy of context `{context}` refuses objects in namespace `{namespace}`: {message}"
+    )]
+    NamespaceProtected {
+        /// The context name.
+        context: String,
+        /// The Flux namespace.
+        namespace: String,
+        /// What the admission chain said.
+        message: String,
+    },
     /// Flux was installed by another tool.
     #[error("Flux {version} on this cluster is managed by `{tool}`")]
     ManagedByOtherTool {
@@ -209,6 +221,9 @@ impl ClusterError {
             Self::NotClusterAdmin { .. } => Some(
                 "bootstrap needs cluster-admin; pass `--context` with an admin user".to_owned(),
             ),
+            Self::NamespaceProtected { namespace, .. } => Some(format!(
+                "exempt namespace `{namespace}` from the policy, or install Flux into another namespace with `-n`"
+            )),
             Self::ManagedByOtherTool { tool, .. } => Some(format!(
                 "remove the `{tool}` installation first, or pass `--force` to take it over"
             )),

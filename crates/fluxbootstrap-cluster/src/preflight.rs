@@ -6,7 +6,9 @@
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, PostParams};
 
 use crate::connect::Cluster;
@@ -66,6 +68,8 @@ impl Cluster {
             });
         }
 
+        self.admission_probe(&req.namespace).await?;
+
         let crds: Api<CustomResourceDefinition> = Api::all(self.client.clone());
         let (crd, kustomization) = futures::join!(
             crds.get_metadata_opt(GITREPOSITORY_CRD),
@@ -116,6 +120,56 @@ impl Cluster {
             server_version: version.git_version,
             existing,
         })
+    }
+
+    /// Dry-run creates what bootstrap creates first in the namespace (the Namespace itself, or
+    /// a `ServiceAccount` in it), so an admission policy or webhook that protects the namespace
+    /// is reported before anything is written. RBAC already passed (cluster-admin), so a
+    /// refusal here comes from admission.
+    async fn admission_probe(&self, namespace: &str) -> Result<(), ClusterError> {
+        let dry = PostParams {
+            dry_run: true,
+            field_manager: Some(crate::apply::FIELD_MANAGER.to_owned()),
+        };
+        let metadata = |name: &str| ObjectMeta {
+            name: Some(name.to_owned()),
+            ..ObjectMeta::default()
+        };
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let exists = namespaces
+            .get_metadata_opt(namespace)
+            .await
+            .map_err(self.api_err(format!("get Namespace `{namespace}`")))?
+            .is_some();
+        let result = if exists {
+            let accounts: Api<ServiceAccount> = Api::namespaced(self.client.clone(), namespace);
+            let probe = ServiceAccount {
+                metadata: metadata("fluxbootstrap-admission-probe"),
+                ..ServiceAccount::default()
+            };
+            accounts.create(&dry, &probe).await.map(drop)
+        } else {
+            let probe = Namespace {
+                metadata: metadata(namespace),
+                ..Namespace::default()
+            };
+            namespaces.create(&dry, &probe).await.map(drop)
+        };
+        match result {
+            Err(kube::Error::Api(status))
+                if status.code == 403
+                    || (status.code == 422
+                        && status.message.contains("ValidatingAdmissionPolicy")) =>
+            {
+                Err(ClusterError::NamespaceProtected {
+                    context: self.context().to_owned(),
+                    namespace: namespace.to_owned(),
+                    message: status.message,
+                })
+            }
+            // Anything else (it exists already, a transient error) is for the real apply to report.
+            _ => Ok(()),
+        }
     }
 
     /// `None` when the user may do everything; otherwise the server's reason (maybe empty).

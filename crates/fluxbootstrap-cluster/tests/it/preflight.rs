@@ -145,3 +145,84 @@ fn a_kustomization_syncing_another_path_is_refused_like_flux() {
         assert_eq!(existing.applied_revision, None);
     });
 }
+
+#[test]
+fn a_namespace_protected_by_an_admission_policy_is_reported() {
+    let cp = ControlPlane::shared();
+    let ns = cp.unique_name("guarded");
+    let policy = format!(
+        "apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata:
+  name: {ns}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+    - apiGroups: [\"\"]
+      apiVersions: [v1]
+      operations: [CREATE]
+      resources: [serviceaccounts]
+  validations:
+  - expression: \"false\"
+    message: namespace {ns} is reserved
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata:
+  name: {ns}
+spec:
+  policyName: {ns}
+  validationActions: [Deny]
+  matchResources:
+    namespaceSelector:
+      matchLabels:
+        kubernetes.io/metadata.name: {ns}
+"
+    );
+    let created = cp
+        .kubectl()
+        .args(["create", "namespace", &ns])
+        .status()
+        .unwrap();
+    assert!(created.success());
+    let mut apply = cp
+        .kubectl()
+        .args(["apply", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut apply.stdin.take().unwrap(), policy.as_bytes()).unwrap();
+    assert!(apply.wait().unwrap().success());
+    rt().block_on(async {
+        let cluster = connect(cp, cp.admin_context()).await;
+        // A new policy takes a moment to be enforced.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let err = loop {
+            match cluster
+                .preflight(&request(&ns, "./clusters/a", false))
+                .await
+            {
+                Err(err) => break err,
+                Ok(_) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                }
+                Ok(_) => panic!("the protected namespace was not reported"),
+            }
+        };
+        assert!(
+            matches!(err, ClusterError::NamespaceProtected { .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("is reserved"), "{err}");
+        assert!(err.hint().unwrap().contains("-n"));
+    });
+    let other = cp.unique_name("free");
+    rt().block_on(async {
+        let cluster = connect(cp, cp.admin_context()).await;
+        cluster
+            .preflight(&request(&other, "./clusters/a", false))
+            .await
+            .unwrap();
+    });
+}
