@@ -5,7 +5,7 @@
 //! flux-style step lines (`►`, `✔`, `✗`, `◎`, `⚠️`) go to stderr, data goes to stdout.
 
 use std::fmt::Display;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use owo_colors::OwoColorize;
 
@@ -115,11 +115,55 @@ impl Printer {
         out.flush()
     }
 
+    /// A spinner with `message` on stderr while a long step runs (clone, push, waits); shown
+    /// only on a terminal at normal verbosity, and cleared when the returned guard drops.
+    pub(crate) fn progress(self, message: impl Into<String>) -> Progress {
+        let visible = self.verbosity == Verbosity::Normal && std::io::stderr().is_terminal();
+        if !visible {
+            return Progress(None);
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+            bar.set_style(style);
+        }
+        bar.set_message(message.into());
+        bar.enable_steady_tick(std::time::Duration::from_millis(100));
+        *active_spinner() = Some(bar.clone());
+        Progress(Some(bar))
+    }
+
     fn step(self, level: Verbosity, line: std::fmt::Arguments<'_>) {
         if self.verbosity >= level {
-            let mut err = anstream::stderr().lock();
-            // A closed stderr is not worth failing the bootstrap for.
-            let _ = writeln!(err, "{line}");
+            let write = || {
+                let mut err = anstream::stderr().lock();
+                // A closed stderr is not worth failing the bootstrap for.
+                let _ = writeln!(err, "{line}");
+            };
+            // Step lines printed while a spinner runs go above it, not through it.
+            match active_spinner().as_ref() {
+                Some(bar) => bar.suspend(write),
+                None => write(),
+            }
         }
     }
+}
+
+/// A running spinner; dropping it clears the line.
+pub(crate) struct Progress(Option<indicatif::ProgressBar>);
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(bar) = self.0.take() {
+            bar.finish_and_clear();
+            *active_spinner() = None;
+        }
+    }
+}
+
+/// The spinner on screen, if any: the printer writes step lines around it.
+fn active_spinner() -> std::sync::MutexGuard<'static, Option<indicatif::ProgressBar>> {
+    static ACTIVE: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
+    ACTIVE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

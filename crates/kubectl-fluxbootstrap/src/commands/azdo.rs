@@ -287,10 +287,12 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
                 .saturating_sub(started.elapsed())
                 .max(Duration::from_secs(1)),
         };
+        let spinner = printer.progress("waiting for the cluster to reconcile");
         cluster
             .wait_ready(&spec, &ClusterPrinter(printer))
             .await
             .context("bootstrap failed")?;
+        drop(spinner);
         printer.success("all components are healthy");
         summary.timings.push(("wait", step.elapsed()));
     }
@@ -359,12 +361,14 @@ pub(super) async fn commit_step(
         }
         return Ok((checkout, None));
     }
+    let spinner = printer.progress(format!("pushing {what}"));
     let (checkout, sha) = tokio::task::spawn_blocking(move || {
         let sha = checkout.commit_and_push(&files, &message, &author, &GitPrinter);
         (checkout, sha)
     })
     .await
     .context("the push task failed")?;
+    drop(spinner);
     let sha = sha.with_context(|| format!("failed to push {what}"))?;
     match &sha {
         Some(sha) => printer.success(format_args!(

@@ -641,6 +641,7 @@ pub(crate) async fn clone_repository(
     };
     let branch = args.render.branch.clone();
     let create_branch = args.create_branch;
+    let _spinner = printer.progress("cloning");
     tokio::task::spawn_blocking(move || {
         fluxbootstrap_git::Checkout::clone(&remote, &branch, create_branch, &GitPrinter)
     })

@@ -187,7 +187,7 @@ fn the_pat_from_a_masked_prompt_on_a_terminal() {
     let mut child = env
         .plugin()
         .env_remove("GIT_PASSWORD")
-        .env("TERM", "dumb")
+        .env("TERM", "xterm")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -244,6 +244,11 @@ fn the_pat_from_a_masked_prompt_on_a_terminal() {
     assert!(
         !screen.contains(env.git.pat()),
         "the PAT was echoed:\n{screen}"
+    );
+    // On a terminal, long steps show a spinner (it is hidden when stderr is not a terminal).
+    assert!(
+        screen.contains("waiting for the cluster to reconcile"),
+        "no progress was drawn:\n{screen}"
     );
     assert_eq!(commit_subjects(&repo, "main").len(), 2);
 }
