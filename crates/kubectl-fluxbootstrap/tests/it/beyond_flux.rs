@@ -211,6 +211,13 @@ fn check_reports_a_healthy_install_and_pre_refuses_a_non_admin() {
         ])
         .env("GIT_PASSWORD", env.git.pat()));
     assert_eq!(out.0, 0, "bootstrap failed:\n{}", out.2);
+    let version = run(env.plugin().args(["version"]));
+    assert_eq!(version.0, 0, "{}", version.2);
+    assert!(
+        version.1.contains("flux on \"admin\": v2.9.4"),
+        "{}",
+        version.1
+    );
     let check = run(env.plugin().args(["check", "-n", &ns]));
     assert_eq!(check.0, 0, "check failed:\n{}", check.2);
     assert!(check.2.contains("✔ all checks passed"), "{}", check.2);

@@ -27,3 +27,26 @@ fn usage_error_exits_2() {
     let out = run(plugin().args(["azdo", "--no-such-flag"]));
     assert_eq!(out.0, 2, "{}", out.2);
 }
+
+#[test]
+fn completion_prints_a_script_on_stdout() {
+    let (code, stdout, stderr) = run(plugin().args(["completion", "bash"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("complete -F"), "{stdout}");
+    assert!(
+        stdout.contains("--ssh-hostname"),
+        "flags of `azdo` are completed"
+    );
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
+#[test]
+fn quiet_hides_steps_but_not_errors() {
+    let (code, stdout, stderr) = run(plugin()
+        .args(["azdo", "-q", "--url", "https://github.com/fluxcd/flux2"])
+        .env("GIT_PASSWORD", "x"));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(!stderr.contains('►'), "{stderr}");
+}
