@@ -176,15 +176,66 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>) {
 
 /// The Flux bundle for download tests and e2e runs: the real v2.9.4 `manifests.tar.gz`
 /// from `$FLUXBOOTSTRAP_FLUX_MANIFESTS` when set and present, else the project's small
-/// synthetic fixture bundle (also published as `v2.9.4`, so default-version runs work).
+/// synthetic fixture bundle (also published as `v2.9.4`, so default-version runs work) with
+/// the harness's stand-in `GitRepository` and `Kustomization` CRDs added to the source- and
+/// kustomize-controller files, so a bootstrap from it can apply and reconcile its sync objects.
 pub fn flux_bundle_tar_gz() -> (String, Vec<u8>) {
     let real = std::env::var_os("FLUXBOOTSTRAP_FLUX_MANIFESTS")
         .map(|dir| PathBuf::from(dir).join("v2.9.4/manifests.tar.gz"))
         .filter(|p| p.is_file());
-    let path = real.unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../crates/fluxbootstrap-manifests/tests/fixtures/manifests.tar.gz")
-    });
-    let bytes = fs_err::read(&path).expect("the bundle tarball is readable");
-    ("v2.9.4".to_owned(), bytes)
+    if let Some(path) = real {
+        let bytes = fs_err::read(&path).expect("the bundle tarball is readable");
+        return ("v2.9.4".to_owned(), bytes);
+    }
+    ("v2.9.4".to_owned(), fixture_bundle_with_flux_crds())
+}
+
+fn fixture_bundle_with_flux_crds() -> Vec<u8> {
+    const FLUX_CRDS: &str = include_str!("../tests/it/kube_fixtures/flux-crds.yaml");
+    let crd = |plural: &str| {
+        FLUX_CRDS
+            .split("\n---\n")
+            .find(|doc| doc.contains(plural))
+            .expect("the stand-in CRDs define both kinds")
+            .trim()
+            .to_owned()
+    };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../crates/fluxbootstrap-manifests/tests/fixtures/bundle");
+    let mut names: Vec<_> = fs_err::read_dir(&dir)
+        .expect("the fixture bundle is readable")
+        .map(|e| {
+            e.expect("a directory entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    let mut archive = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::default(),
+    ));
+    for name in names {
+        let mut text = fs_err::read_to_string(dir.join(&name)).expect("a fixture file is readable");
+        let extra = match name.as_str() {
+            "source-controller.yaml" => Some(crd("gitrepositories.source.toolkit.fluxcd.io")),
+            "kustomize-controller.yaml" => Some(crd("kustomizations.kustomize.toolkit.fluxcd.io")),
+            _ => None,
+        };
+        if let Some(extra) = extra {
+            text = format!("---\n{extra}\n---\n{text}");
+        }
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        archive
+            .append_data(&mut header, &name, text.as_bytes())
+            .expect("appending to an in-memory archive works");
+    }
+    archive
+        .into_inner()
+        .and_then(flate2::write::GzEncoder::finish)
+        .expect("finishing an in-memory archive works")
 }

@@ -40,14 +40,24 @@ async fn connect(cp: &ControlPlane, context: &str) -> Cluster {
     .unwrap()
 }
 
-/// The Flux v2.9.4 default install (`flux install --export` output) as objects.
+/// The Flux v2.9.4 default install (`flux install --export` output) as objects: the golden
+/// file from `$FLUXBOOTSTRAP_FLUX_MANIFESTS` (or `../shared`) when present, else the same
+/// rendering of the harness's fixture bundle, so the suite also runs without `../shared`.
 fn bundle() -> Vec<Value> {
     let dir = std::env::var_os("FLUXBOOTSTRAP_FLUX_MANIFESTS").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/flux-manifests"),
         PathBuf::from,
     );
     let text = std::fs::read_to_string(dir.join("golden/default/gotk-components.yaml"))
-        .expect("the Flux reference manifests are in ../shared/flux-manifests");
+        .unwrap_or_else(|_| {
+            let (_, tar_gz) = fluxbootstrap_test::flux_bundle_tar_gz();
+            let bundle = fluxbootstrap_release::unpack_bundle(&tar_gz).unwrap();
+            fluxbootstrap_manifests::render_components(
+                &bundle,
+                &fluxbootstrap_manifests::InstallOptions::default(),
+            )
+            .unwrap()
+        });
     serde_saphyr::from_multiple::<Value>(&text)
         .unwrap()
         .into_iter()

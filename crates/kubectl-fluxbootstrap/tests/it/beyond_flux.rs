@@ -321,9 +321,15 @@ fn uninstall_removes_flux_and_leaves_bystanders() {
     ]));
     assert_eq!(out.0, 0, "uninstall failed:\n{}", out.2);
     assert!(
-        !kubectl(&["get", "crd", "gitrepositories.source.toolkit.fluxcd.io"])
-            .status
-            .success(),
+        // CRD deletion is asynchronous (the API server first removes its custom resources).
+        kubectl(&[
+            "wait",
+            "--for=delete",
+            "crd/gitrepositories.source.toolkit.fluxcd.io",
+            "--timeout=60s"
+        ])
+        .status
+        .success(),
         "CRD left behind"
     );
     assert!(
