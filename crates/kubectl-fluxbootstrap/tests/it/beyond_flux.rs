@@ -3,8 +3,6 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use fluxbootstrap_test::{ControlPlane, FakeControllerOptions, FakeControllers};
-
 use crate::context::{commit_subjects, env, run, show, temp_dir};
 
 fn secret_value(namespace: &str, key: &str) -> Option<String> {
@@ -266,12 +264,7 @@ fn export_prints_the_three_files_without_a_cluster_or_git() {
 #[test]
 fn uninstall_removes_flux_and_leaves_bystanders() {
     let env = env();
-    let private = ControlPlane::start();
-    let _controllers = FakeControllers::start(FakeControllerOptions {
-        kubeconfig: private.kubeconfig().to_owned(),
-        context: private.admin_context().to_owned(),
-        azure_token: None,
-    });
+    let (private, _controllers) = crate::context::private_cluster();
     let kubeconfig = private
         .kubeconfig()
         .to_str()

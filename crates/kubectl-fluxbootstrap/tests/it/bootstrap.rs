@@ -3,8 +3,6 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
 
-use fluxbootstrap_test::{ControlPlane, FakeControllerOptions, FakeControllers};
-
 use crate::context::{commit_subjects, env, run, show, temp_dir, tree};
 
 const COMPONENTS: &str = "Add Flux v2.9.4 component manifests";
@@ -33,12 +31,7 @@ fn token_auth_with_git_password_then_rerun_is_a_no_op() {
     let env = env();
     // A private cluster: other tests re-label the shared cluster's CRDs with their
     // namespaces, which would make the no-op re-run below see changes it did not cause.
-    let private = ControlPlane::start();
-    let _controllers = FakeControllers::start(FakeControllerOptions {
-        kubeconfig: private.kubeconfig().to_owned(),
-        context: private.admin_context().to_owned(),
-        azure_token: None,
-    });
+    let (private, _controllers) = crate::context::private_cluster();
     let repo = env.repo();
     let ns = "flux-system";
     let admin = private.admin_context();

@@ -108,6 +108,18 @@ impl Env {
     }
 }
 
+/// A private control plane with its own fake controllers, for tests that must not share a
+/// cluster (zero-diff re-runs, labelled CRDs, uninstall).
+pub(crate) fn private_cluster() -> (ControlPlane, FakeControllers) {
+    let private = ControlPlane::start();
+    let controllers = FakeControllers::start(FakeControllerOptions {
+        kubeconfig: private.kubeconfig().to_owned(),
+        context: private.admin_context().to_owned(),
+        azure_token: None,
+    });
+    (private, controllers)
+}
+
 /// Runs `cmd` and returns (exit code, stdout, stderr).
 pub(crate) fn run(cmd: &mut Command) -> (i32, String, String) {
     let out = cmd.output().expect("the plugin runs");

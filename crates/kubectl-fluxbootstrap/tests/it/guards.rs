@@ -3,8 +3,6 @@
 use std::io::Write;
 use std::process::Stdio;
 
-use fluxbootstrap_test::{ControlPlane, FakeControllerOptions, FakeControllers};
-
 use crate::context::{commit_subjects, env, run, temp_dir};
 
 #[test]
@@ -45,12 +43,7 @@ fn an_existing_kustomization_with_another_path_is_not_overwritten() {
 #[test]
 fn flux_managed_by_another_tool_needs_force() {
     let env = env();
-    let private = ControlPlane::start();
-    let _controllers = FakeControllers::start(FakeControllerOptions {
-        kubeconfig: private.kubeconfig().to_owned(),
-        context: private.admin_context().to_owned(),
-        azure_token: None,
-    });
+    let (private, _controllers) = crate::context::private_cluster();
     let kubeconfig = private
         .kubeconfig()
         .to_str()
