@@ -16,7 +16,7 @@ pub(crate) async fn run(args: &ExportArgs, global: &GlobalArgs, printer: Printer
     let namespace = global.namespace.as_str();
     let repo = RepoUrl::parse(&args.url)?;
     let mode = GitMode::from_flags(ModeFlags {
-        url_is_ssh: !args.url.contains("://") || args.url.starts_with("ssh"),
+        url_is_ssh: shared::is_ssh_url(&args.url),
         token_auth: false,
         with_bearer_token: false,
         ssh_hostname: None,

@@ -64,13 +64,16 @@ pub(crate) fn resolve_repo_url(args: &RepoArgs) -> Result<RepoUrl> {
 
 /// Whether the user gave an SSH URL (`ssh://…` or scp-like `git@host:path`).
 pub(crate) fn is_ssh_input(args: &RepoArgs) -> bool {
-    args.url.as_deref().is_some_and(|url| {
-        let url = url.trim();
-        match url.split_once("://") {
-            Some((scheme, _)) => scheme.to_ascii_lowercase().contains("ssh"),
-            None => url.contains(':'),
-        }
-    })
+    args.url.as_deref().is_some_and(is_ssh_url)
+}
+
+/// Whether `url` is an SSH URL (`ssh://…` or scp-like `git@host:path`).
+pub(crate) fn is_ssh_url(url: &str) -> bool {
+    let url = url.trim();
+    match url.split_once("://") {
+        Some((scheme, _)) => scheme.to_ascii_lowercase().contains("ssh"),
+        None => url.contains(':'),
+    }
 }
 
 /// Every component the install has: `--components` then `--components-extra`.
