@@ -30,7 +30,9 @@ pub struct ReleaseSource {
     /// `{base}/fluxcd/flux2/releases/download/<version>/<asset>`. For a mirror the
     /// releases API lives under the same base (`{base}/repos/fluxcd/flux2/releases/latest`).
     pub base_url: String,
-    /// Per-version cache: `<cache_dir>/<version>/manifests.tar.gz` plus its checksum.
+    /// Per-version cache: `<cache_dir>/<version>/manifests.tar.gz` plus its checksum for
+    /// GitHub's releases; a mirror's go under `<version>+<source>` (see
+    /// [`ReleaseSource::cache_path`]).
     pub cache_dir: PathBuf,
 }
 
@@ -49,6 +51,19 @@ impl ReleaseSource {
             base_url,
             cache_dir,
         })
+    }
+
+    /// Where `version` from this source is cached. GitHub's releases live under the version
+    /// alone; a mirror's (or a test server's) under the version plus a digest of its base URL,
+    /// so a bundle served under a release's name by anything but GitHub is never later
+    /// installed as that release.
+    pub fn cache_path(&self, version: &str) -> PathBuf {
+        if self.base() == DEFAULT_BASE_URL {
+            return self.cache_dir.join(version);
+        }
+        let digest = sha256_hex(self.base().as_bytes());
+        self.cache_dir
+            .join(format!("{version}+mirror-{}", &digest[..12]))
     }
 
     fn base(&self) -> &str {
@@ -82,7 +97,7 @@ pub async fn fetch_bundle(
     };
     validate_version(&version)?;
 
-    let cache = src.cache_dir.join(&version);
+    let cache = src.cache_path(&version);
     if let Some(bundle) = read_cache(&cache) {
         return Ok((version, bundle));
     }

@@ -34,12 +34,50 @@ async fn downloads_verifies_and_caches() {
     assert_eq!(server.hits(&tarball), 1);
 
     // A corrupt cache entry is detected and replaced, never used.
-    let cached = cache.path().join(&version).join("manifests.tar.gz");
+    let cached = src.cache_path(&version).join("manifests.tar.gz");
     let len = std::fs::metadata(&cached).expect("cached").len();
     std::fs::write(&cached, vec![0u8; usize::try_from(len / 2).expect("small")]).expect("writable");
     let (_, repaired) = fetch_bundle(&src, &version).await.expect("re-downloads");
     assert_eq!(repaired, bundle);
     assert_eq!(server.hits(&tarball), 2);
+}
+
+#[tokio::test]
+async fn a_mirrors_bundle_is_never_served_from_the_cache_as_another_sources() {
+    let (version, tar_gz) = flux_bundle_tar_gz();
+    let mirror = ReleaseServer::start();
+    mirror.publish(&version, tar_gz.clone());
+    let cache = tempfile::tempdir().expect("temp dir");
+    let from_mirror = source(&mirror, &cache);
+    fetch_bundle(&from_mirror, &version)
+        .await
+        .expect("downloads from the mirror");
+
+    // The same version from another source: the mirror's cached copy is not used.
+    let other = ReleaseServer::start();
+    other.publish(&version, tar_gz);
+    let from_other = source(&other, &cache);
+    fetch_bundle(&from_other, &version)
+        .await
+        .expect("downloads from the other source");
+    let tarball = release_path(&version, "manifests.tar.gz");
+    assert_eq!(other.hits(&tarball), 1, "the other source was asked");
+    assert_ne!(
+        from_mirror.cache_path(&version),
+        from_other.cache_path(&version)
+    );
+
+    // GitHub's releases keep the plain per-version layout.
+    let github = ReleaseSource {
+        base_url: "https://github.com/".to_owned(),
+        cache_dir: cache.path().to_owned(),
+    };
+    assert_eq!(github.cache_path(&version), cache.path().join(&version));
+    assert!(
+        !from_mirror
+            .cache_path(&version)
+            .starts_with(cache.path().join(&version))
+    );
 }
 
 #[tokio::test]
@@ -65,7 +103,8 @@ async fn checksum_mismatch_is_refused() {
     tampered[last] ^= 0xff;
     server.put(&release_path(&version, "manifests.tar.gz"), tampered);
     let cache = tempfile::tempdir().expect("temp dir");
-    let err = fetch_bundle(&source(&server, &cache), &version)
+    let src = source(&server, &cache);
+    let err = fetch_bundle(&src, &version)
         .await
         .expect_err("tampered download");
     assert!(
@@ -73,13 +112,7 @@ async fn checksum_mismatch_is_refused() {
         "{err:?}"
     );
     assert!(err.hint().is_some());
-    assert!(
-        !cache
-            .path()
-            .join(&version)
-            .join("manifests.tar.gz")
-            .exists()
-    );
+    assert!(!src.cache_path(&version).join("manifests.tar.gz").exists());
 }
 
 #[tokio::test]
