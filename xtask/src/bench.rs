@@ -55,11 +55,18 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let Some((_, package, target, _)) = BENCHES.iter().find(|(n, ..)| n == name) else {
         bail!("unknown benchmark `{name}`\n\n{}", list());
     };
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+    let mut bench = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+    bench
         .args(["bench", "--package", package, "--bench", target, "--"])
-        .args(rest)
-        .status()
-        .context("failed to run `cargo bench`")?;
+        .args(rest);
+    if *name == "binary" {
+        // Measure what users download: the binary `cargo xtask dist` ships for this platform.
+        let (binary, triple) = crate::dist::build_for_host(&crate::dist::workspace_root())?;
+        bench
+            .env("FLUXBOOTSTRAP_BENCH_BINARY", binary)
+            .env("FLUXBOOTSTRAP_BENCH_TRIPLE", triple);
+    }
+    let status = bench.status().context("failed to run `cargo bench`")?;
     if !status.success() {
         bail!("benchmark `{name}` failed ({status})");
     }

@@ -32,8 +32,10 @@ sha256 of every archive of this version found in the output directory into
 `<out-dir>/fluxbootstrap.yaml` and krew/plugins/fluxbootstrap.yaml.
 
 options:
-  --target <triple>     build for a target of the release matrix instead of the host
-                        (repeatable; `all` = the whole matrix; `cargo xtask dist targets` lists it)
+  --target <triple>     build for a target of the release matrix instead of the host's entry
+                        (repeatable; `all` = the whole matrix; `cargo xtask dist targets` lists it;
+                        `native` = the toolchain's own target, e.g. a glibc build that runs on
+                        this machine only, for when the musl toolchain cannot be installed)
   --build-with <tool>   `cargo` (default), `zigbuild` (`cargo zigbuild`) or `cross` (`cross build`)
   --out-dir <dir>       where archives go (default: target/dist)
   --base-url <url>      download URL prefix written into the rendered manifests instead of the
@@ -71,7 +73,23 @@ struct Target {
 }
 
 impl Target {
+    /// The release-matrix entry for this machine's platform (on Linux the static musl build,
+    /// which is what ships), else the toolchain's own target.
     fn host() -> Result<Self> {
+        let native = Self::native()?;
+        Ok(TARGETS
+            .iter()
+            .find(|(_, os, arch)| *os == native.os && *arch == native.arch)
+            .map_or(native, |(triple, os, arch)| Self {
+                triple: Some(triple),
+                os,
+                arch,
+            }))
+    }
+
+    /// The toolchain's default target (no `--target`): runs on this machine, not necessarily
+    /// on every machine of its platform (a glibc build needs this glibc or newer).
+    fn native() -> Result<Self> {
         let os = match std::env::consts::OS {
             "macos" => "darwin",
             os @ ("linux" | "windows") => os,
@@ -168,6 +186,7 @@ fn parse(args: &[String]) -> Result<Options> {
                     }
                 }
                 "host" => options.targets.push(Target::host()?),
+                "native" => options.targets.push(Target::native()?),
                 triple => options.targets.push(Target::from_triple(triple)?),
             },
             "--build-with" => {
@@ -348,6 +367,12 @@ pub(crate) fn binary_path(root: &Path, triple: Option<&str>, exe_suffix: &str) -
 
 /// Builds the binary with `--profile dist` and returns its path.
 fn build(root: &Path, target: Target, builder: Builder) -> Result<PathBuf> {
+    if builder == Builder::Cargo
+        && let Some(triple) = target.triple
+        && triple.ends_with("-linux-musl")
+    {
+        ensure_musl_toolchain(triple)?;
+    }
     let mut cmd = match builder {
         Builder::Cargo => {
             let mut cmd = Command::new(cargo());
@@ -390,6 +415,72 @@ fn build(root: &Path, target: Target, builder: Builder) -> Result<PathBuf> {
         binary.display()
     );
     Ok(binary)
+}
+
+/// Builds what `cargo xtask dist` ships for this machine's platform and returns the binary
+/// and its target triple (`native` when the platform has no release-matrix entry): the
+/// `binary` benchmark measures what users download.
+pub(crate) fn build_for_host(root: &Path) -> Result<(PathBuf, &'static str)> {
+    let target = Target::host()?;
+    let binary = build(root, target, Builder::Cargo)?;
+    Ok((binary, target.triple.unwrap_or("native")))
+}
+
+/// Installs what building this machine's release binary needs beyond cargo (the musl Rust
+/// target on Linux); `cargo xtask test` calls it before the krew install test builds one.
+pub(crate) fn prepare_host_toolchain() -> Result<()> {
+    match Target::host()?.triple {
+        Some(triple) if triple.ends_with("-linux-musl") => ensure_musl_toolchain(triple),
+        _ => Ok(()),
+    }
+}
+
+/// Makes sure `cargo build --target <musl triple>` can work: the Rust target is installed
+/// (`rustup target add` if not) and a musl C compiler exists for the vendored C libraries
+/// (OpenSSL, libgit2, libssh2, zlib), else says how to get one.
+fn ensure_musl_toolchain(triple: &str) -> Result<()> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .with_context(|| format!("`{triple}` needs rustup to install its standard library"))?;
+    if !String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|line| line.trim() == triple)
+    {
+        progress(&format!("installing the Rust target {triple} (rustup)"));
+        let status = Command::new("rustup")
+            .args(["target", "add", triple])
+            .status()
+            .context("failed to run `rustup target add`")?;
+        ensure!(
+            status.success(),
+            "`rustup target add {triple}` failed ({status}); install the target, build with \
+             `--build-with zigbuild` or `--build-with cross`, or build `--target native`"
+        );
+    }
+    let arch = triple.split('-').next().unwrap_or(triple);
+    let cc_env = format!("CC_{}", triple.replace('-', "_"));
+    let mut compilers = vec![format!("{arch}-linux-musl-gcc")];
+    if std::env::consts::ARCH == arch {
+        // Debian's musl-tools wraps the host gcc for the host architecture only.
+        compilers.push("musl-gcc".to_owned());
+    }
+    let found =
+        std::env::var_os(&cc_env).is_some() || compilers.iter().any(|cc| on_path(cc).is_some());
+    ensure!(
+        found,
+        "building `{triple}` needs a musl C compiler (one of {}) or `{cc_env}` naming one: \
+         install Debian's `musl-tools` (`sudo apt-get install musl-tools`) for the host \
+         architecture, or build with `--build-with zigbuild` or `--build-with cross`",
+        compilers.join(", ")
+    );
+    Ok(())
+}
+
+fn on_path(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|path| path.is_file())
 }
 
 /// Seconds since the epoch stamped on archive entries: `SOURCE_DATE_EPOCH`, else the time

@@ -9,19 +9,36 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-/// Debian packages the harness runs: OpenSSH's sshd and client, git (with `git http-backend`).
-const PACKAGES: &[&str] = &["openssh-server", "openssh-client", "git", "ca-certificates"];
+/// Debian packages the harness runs: OpenSSH's sshd and client, git (with `git http-backend`),
+/// and musl-gcc, which the krew install test's static release build compiles C code with.
+const PACKAGES: &[&str] = &[
+    "openssh-server",
+    "openssh-client",
+    "git",
+    "ca-certificates",
+    "musl-tools",
+];
+
+/// Set for `cargo test` when this machine cannot build the static release binary: the krew
+/// install test then packs a `native` build instead (`cargo xtask dist --target native`).
+const DIST_TARGET_ENV: &str = "FLUXBOOTSTRAP_DIST_TARGET";
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
     install_packages()?;
     ensure_git_user()?;
     crate::kube::run(&["build".to_owned()])?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let status = Command::new(cargo)
-        .args(["test", "--workspace", "--locked", "--no-fail-fast"])
-        .args(args)
-        .status()
-        .context("failed to run `cargo test`")?;
+    let mut test = Command::new(cargo);
+    test.args(["test", "--workspace", "--locked", "--no-fail-fast"])
+        .args(args);
+    if let Err(err) = crate::dist::prepare_host_toolchain() {
+        eprintln_status(&format!(
+            "cannot build the static release binary here, so the krew install test packs a \
+             native build: {err:#}"
+        ));
+        test.env(DIST_TARGET_ENV, "native");
+    }
+    let status = test.status().context("failed to run `cargo test`")?;
     if !status.success() {
         bail!("the test suite failed ({status})");
     }

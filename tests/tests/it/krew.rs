@@ -173,6 +173,27 @@ fn host_platform() -> (&'static str, &'static str) {
     (os, arch)
 }
 
+/// Whether a 64-bit little-endian ELF file is a fixed-address executable (`ET_EXEC`) without
+/// a `PT_INTERP` program header; `None` if it is not such an ELF file.
+fn elf_static_executable(elf: &[u8]) -> Option<bool> {
+    const ET_EXEC: u16 = 2;
+    const PT_INTERP: u32 = 3;
+    let u16_at = |at: usize| Some(u16::from_le_bytes(elf.get(at..at + 2)?.try_into().ok()?));
+    let u32_at = |at: usize| Some(u32::from_le_bytes(elf.get(at..at + 4)?.try_into().ok()?));
+    let u64_at = |at: usize| Some(u64::from_le_bytes(elf.get(at..at + 8)?.try_into().ok()?));
+    if elf.get(..6)? != b"\x7fELF\x02\x01" {
+        return None;
+    }
+    let program_headers = usize::try_from(u64_at(0x20)?).ok()?;
+    let entry_size = usize::from(u16_at(0x36)?);
+    let entries = usize::from(u16_at(0x38)?);
+    let mut has_interpreter = false;
+    for i in 0..entries {
+        has_interpreter |= u32_at(program_headers + i * entry_size)? == PT_INTERP;
+    }
+    Some(u16_at(0x10)? == ET_EXEC && !has_interpreter)
+}
+
 #[test]
 fn krew_installs_the_release_archive_and_kubectl_runs_it() {
     let krew_bin = PathBuf::from(xtask(&["krew", "build", "--print-dir"]).trim());
@@ -186,8 +207,13 @@ fn krew_installs_the_release_archive_and_kubectl_runs_it() {
         "http://{}/",
         listener.local_addr().expect("a bound address")
     );
+    // The host's release build (static musl on Linux) unless `cargo xtask test` found this
+    // machine cannot build it and asked for a native one.
+    let dist_target = std::env::var("FLUXBOOTSTRAP_DIST_TARGET").unwrap_or_else(|_| "host".into());
     xtask(&[
         "dist",
+        "--target",
+        &dist_target,
         "--out-dir",
         &dist.to_string_lossy(),
         "--no-index",
@@ -269,6 +295,17 @@ fn krew_installs_the_release_archive_and_kubectl_runs_it() {
         version.contains(&format!("v{VERSION}")),
         "kubectl fluxbootstrap version --client:\n{version}"
     );
+    if dist_target == "host" && os == "linux" {
+        // What ships for Linux runs on any distribution: no ELF interpreter (dynamic loader),
+        // and mapped at a fixed address so start-up applies no relocations.
+        let elf = std::fs::read(&link).expect("the installed binary");
+        assert_eq!(
+            elf_static_executable(&elf),
+            Some(true),
+            "{} is not a static, non-PIE ELF executable",
+            link.display()
+        );
+    }
     // krew keeps a receipt per installed plugin (`krew list` needs an index, absent here).
     let receipt = krew_root.join("receipts/fluxbootstrap.yaml");
     assert!(
