@@ -297,22 +297,31 @@ impl RestClient {
         decode(op, &url, &body)
     }
 
-    /// The refs under `filter` (`heads/` for branches; no `refs/` prefix), all pages.
+    /// The refs under `filter` (`heads/` for branches; no `refs/` prefix), all pages: Azure
+    /// DevOps answers at most 1000 refs at a time and sends `x-ms-continuationtoken` while
+    /// more remain.
     pub async fn list_refs(&self, filter: &str) -> Result<Vec<GitRef>, AzdoError> {
+        const PAGE_SIZE: &str = "1000";
         let url = format!("{}/refs", self.repo_url());
         let op = Operation::ListRefs;
-        let body = self
-            .send(
-                op,
-                Method::GET,
-                &url,
-                API_VERSION,
-                &[("filter", filter)],
-                None,
-            )
-            .await?;
-        let list: List<GitRef> = decode(op, &url, &body)?;
-        Ok(list.value)
+        let mut refs = Vec::new();
+        let mut continuation: Option<String> = None;
+        loop {
+            let mut query = vec![("filter", filter), ("$top", PAGE_SIZE)];
+            if let Some(token) = &continuation {
+                query.push(("continuationToken", token));
+            }
+            let (body, next) = self
+                .send_paged(op, Method::GET, &url, API_VERSION, &query, None)
+                .await?;
+            let list: List<GitRef> = decode(op, &url, &body)?;
+            refs.extend(list.value);
+            match next {
+                // A server that hands back the token it was given would loop forever.
+                Some(next) if continuation.as_ref() != Some(&next) => continuation = Some(next),
+                _ => return Ok(refs),
+            }
+        }
     }
 
     fn repo_url(&self) -> String {
@@ -342,6 +351,22 @@ impl RestClient {
         query: &[(&str, &str)],
         json: Option<serde_json::Value>,
     ) -> Result<Vec<u8>, AzdoError> {
+        let (body, _) = self
+            .send_paged(operation, method, url, api_version, query, json)
+            .await?;
+        Ok(body)
+    }
+
+    /// [`Self::send`], also returning the `x-ms-continuationtoken` of a paged list.
+    async fn send_paged(
+        &self,
+        operation: Operation,
+        method: Method,
+        url: &str,
+        api_version: &str,
+        query: &[(&str, &str)],
+        json: Option<serde_json::Value>,
+    ) -> Result<(Vec<u8>, Option<String>), AzdoError> {
         let http_err = |source| AzdoError::Http {
             operation,
             url: url.to_owned(),
@@ -364,6 +389,12 @@ impl RestClient {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.to_ascii_lowercase().contains("text/html"));
+        let continuation = response
+            .headers()
+            .get("x-ms-continuationtoken")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned);
         let body = response.bytes().await.map_err(http_err)?.to_vec();
         if status == StatusCode::NON_AUTHORITATIVE_INFORMATION || (status.is_success() && html) {
             return Err(self.unauthorized(
@@ -372,7 +403,7 @@ impl RestClient {
             ));
         }
         if status.is_success() {
-            return Ok(body);
+            return Ok((body, continuation));
         }
         let parsed: ErrorBody = serde_json::from_slice(&body).unwrap_or_default();
         let message = parsed.message.unwrap_or_else(|| {

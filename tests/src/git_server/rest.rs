@@ -2,6 +2,7 @@
 //! Azure DevOps' answers to bad credentials: 401 with `X-TFS-FedAuthRedirect: Suppress`, else a
 //! 203 HTML sign-in page.
 
+use base64::Engine as _;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
@@ -318,14 +319,37 @@ fn default_branch_blocking(meta: &RepoMeta) -> Option<String> {
     }
 }
 
+/// Refs in name order, a page at a time like Azure DevOps: at most `$top` (capped at 1000)
+/// per answer, and while more remain an opaque `x-ms-continuationtoken` header whose value
+/// the next request passes as `continuationToken`.
 async fn refs(meta: &RepoMeta, query: &Query) -> Response<Body> {
-    let refs = read_refs(meta).await;
+    const MAX_PAGE: usize = 1000;
+    let mut refs = read_refs(meta).await;
+    refs.sort();
     let prefix = query
         .get("filter")
         .map(|f| format!("refs/{}", f.trim_start_matches("refs/")));
-    let value: Vec<Value> = refs
+    let page_size = query
+        .get("$top")
+        .and_then(|top| top.parse::<usize>().ok())
+        .map_or(MAX_PAGE, |top| top.clamp(1, MAX_PAGE));
+    let after = query.get("continuationToken").map(|token| {
+        String::from_utf8(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(token)
+                .unwrap_or_default(),
+        )
+        .unwrap_or_default()
+    });
+    let matching: Vec<&(String, String)> = refs
         .iter()
         .filter(|(name, _)| prefix.as_ref().is_none_or(|p| name.starts_with(p.as_str())))
+        .filter(|(name, _)| after.as_ref().is_none_or(|after| name > after))
+        .collect();
+    let more = matching.len() > page_size;
+    let page = &matching[..matching.len().min(page_size)];
+    let value: Vec<Value> = page
+        .iter()
         .map(|(name, sha)| {
             json!({
                 "name": name,
@@ -335,10 +359,18 @@ async fn refs(meta: &RepoMeta, query: &Query) -> Response<Body> {
             })
         })
         .collect();
-    json(
+    let mut response = json(
         StatusCode::OK,
         &json!({"value": value, "count": value.len()}),
-    )
+    );
+    if more && let Some((last, _)) = page.last() {
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(last);
+        response.headers_mut().insert(
+            "x-ms-continuationtoken",
+            HeaderValue::from_str(&token).expect("base64 is a valid header value"),
+        );
+    }
+    response
 }
 
 fn valid_repo_name(name: &str) -> bool {

@@ -181,6 +181,54 @@ async fn refs_and_default_branch_after_a_commit() {
 }
 
 #[tokio::test]
+async fn refs_are_read_across_continuation_pages() {
+    use std::io::Write as _;
+
+    let repo = harness(|server| server.create_repo(&unique("org"), "Fiber", &unique("many")));
+    let out = repo
+        .git()
+        .args([
+            "commit-tree",
+            "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
+            "-m",
+            "init",
+        ])
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let sha = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    // 2,345 branches (three pages of at most 1000) and a tag the filter leaves out.
+    let mut update = repo
+        .git()
+        .args(["update-ref", "--stdin"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = update.stdin.take().unwrap();
+    for i in 0..2345 {
+        writeln!(stdin, "create refs/heads/cluster-{i:05} {sha}").unwrap();
+    }
+    writeln!(stdin, "create refs/tags/v1 {sha}").unwrap();
+    drop(stdin);
+    assert!(update.wait().unwrap().success());
+
+    let client = pat_client(&RepoUrl::parse(&repo.https_url).unwrap());
+    let refs = client.list_refs("heads/").await.unwrap();
+    assert_eq!(refs.len(), 2345);
+    let mut names: Vec<&str> = refs.iter().map(|r| r.name.as_str()).collect();
+    names.dedup();
+    assert_eq!(names.len(), 2345, "no ref is listed twice");
+    assert_eq!(names[0], "refs/heads/cluster-00000");
+    assert_eq!(names[2344], "refs/heads/cluster-02344");
+    assert!(refs.iter().all(|r| r.object_id == sha));
+    assert_eq!(client.list_refs("tags/").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn create_repository_with_spaces_and_non_ascii() {
     let org = unique("org");
     let base = harness(|server| {
