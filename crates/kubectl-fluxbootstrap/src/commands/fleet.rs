@@ -7,7 +7,8 @@
 //! register it. Then one clone, one commit for every cluster's components and one for every
 //! cluster's sync manifests (or one with `--single-commit`), and finally each cluster's install,
 //! Secret, apply and waits run concurrently, at most `--parallel` at a time. A failing cluster
-//! never stops the others; the run ends with a table (and `--output json`) per cluster.
+//! never stops the others; the run ends with a table (and `--output json`) per cluster, also
+//! when the clone or a push fails (every cluster is then skipped, nothing applied).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -65,7 +66,8 @@ enum Outcome {
     Bootstrapped,
     /// Everything was already as wanted.
     UpToDate,
-    /// Preflight (or the Secret) failed before the repository changed; nothing was done.
+    /// Preflight, the Secret or the repository step failed before anything was applied to
+    /// the cluster.
     Skipped,
     /// The cluster failed after the repository changed.
     Failed,
@@ -197,107 +199,53 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
     let mut commits = Vec::new();
     let mut clones = 0;
     if !healthy.is_empty() {
-        if args.create_repository {
-            shared::ensure_repository(&repo, &push_auth, ca_pem.as_ref(), args.dry_run, printer)
-                .await?;
-        }
-        let bundle = BundleFiles::load(&args.render, global.timeout, printer).await?;
-        let components_yaml = bundle.render(&install)?;
-
-        let mut checkout = shared::clone_repository(args, &push_auth, printer).await?;
-        clones += 1;
-        printer.success("cloned repository");
-
-        let (author, appendix) = shared::author_and_appendix(args);
-
-        printer.action(format_args!(
-            "generating component manifests for {} clusters",
-            healthy.len()
-        ));
-        let component_files: Vec<(String, Vec<u8>)> = healthy
-            .iter()
-            .map(|r| {
-                (
-                    r.target.paths.components_file(),
-                    components_yaml.clone().into_bytes(),
-                )
-            })
-            .collect();
-        printer.success("generated component manifests");
-        let mut pending = component_files;
-        if !args.single_commit {
-            let message = format!("Add Flux {} component manifests{appendix}", bundle.version);
-            let (next, sha) = commit_step(
-                checkout,
-                std::mem::take(&mut pending),
-                message,
-                author.clone(),
-                args.dry_run,
-                "component manifests",
-                &args.render.branch,
-                printer,
-            )
-            .await?;
-            checkout = next;
-            commits.extend(sha);
-        }
-
-        let patches = shared::kustomization_patches(&args.render, &mode);
-        printer.action("generating sync manifests");
-        let mut sync_objects = HashMap::new();
-        for item in &healthy {
-            let paths = &item.target.paths;
-            let sync_yaml = shared::render_sync(&args.render, namespace, paths, &repo, &mode)?;
-            sync_objects.insert(
-                item.target.context.clone(),
-                fluxbootstrap_manifests::split_objects(&sync_yaml)
-                    .context("failed to read the generated sync manifests")?,
-            );
-            pending.push((paths.sync_file(), sync_yaml.into_bytes()));
-            let kustomization_file = paths.kustomization_file();
-            if checkout.read_file(&kustomization_file)?.is_none() {
-                pending.push((
-                    kustomization_file,
-                    fluxbootstrap_manifests::render_kustomization(
-                        &patches.clone().unwrap_or_default(),
-                    )
-                    .into_bytes(),
-                ));
-            } else if patches.is_some() {
-                printer.warning(format_args!(
-                    "kept the existing \"{kustomization_file}\"; make sure it carries the patches for the chosen mode"
-                ));
-            }
-        }
-        printer.success("generated sync manifests");
-        let (message, what) = if args.single_commit {
-            (
-                format!(
-                    "Add Flux {} component and sync manifests{appendix}",
-                    bundle.version
-                ),
-                "component and sync manifests",
-            )
-        } else {
-            (
-                format!("Add Flux sync manifests{appendix}"),
-                "sync manifests",
-            )
-        };
-        let (checkout, sha) = commit_step(
-            checkout,
-            pending,
-            message,
-            author,
-            args.dry_run,
-            what,
-            &args.render.branch,
+        let written = write_repository(
+            &RepositoryJob {
+                args,
+                global,
+                repo: &repo,
+                mode: &mode,
+                install: &install,
+                push_auth: &push_auth,
+                ca_pem: ca_pem.as_ref(),
+                healthy: &healthy,
+            },
+            &mut commits,
+            &mut clones,
             printer,
         )
-        .await?;
-        commits.extend(sha);
-        let head = checkout.head();
-        drop(checkout);
+        .await;
+        let Written {
+            components_yaml,
+            patches,
+            mut sync_objects,
+            head,
+        } = match written {
+            Ok(written) => written,
+            Err(err) => {
+                // Nothing was applied to any cluster: say so per cluster, then fail.
+                let error = format!("the repository step failed: {err:#}");
+                for item in &healthy {
+                    rows.push(skipped(&item.target, item.spent, error.clone()));
+                }
+                timings.push(("git", step.elapsed().as_secs_f64()));
+                report(
+                    &Summary {
+                        rows: &rows,
+                        targets: &targets,
+                        repo: &repo,
+                        args,
+                        mode: &mode,
+                        commits: &commits,
+                        clones,
+                        started,
+                        timings: &timings,
+                    },
+                    printer,
+                )?;
+                return Err(err);
+            }
+        };
 
         timings.push(("git", step.elapsed().as_secs_f64()));
         step = Instant::now();
@@ -362,34 +310,20 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
     }
 
     timings.push(("clusters", step.elapsed().as_secs_f64()));
-    // The selection order, whatever order the clusters finished in.
-    let order: HashMap<&str, usize> = targets
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.context.as_str(), i))
-        .collect();
-    rows.sort_by_key(|r| order.get(r.context.as_str()).copied().unwrap_or(usize::MAX));
-
-    printer.stderr(table(&rows));
-    if printer.json() {
-        let clusters: Vec<Value> = rows.iter().map(row_json).collect();
-        let out = json!({
-            "repository": repo.https_url(),
-            "branch": args.render.branch,
-            "mode": mode.name(),
-            "dryRun": args.dry_run,
-            "commits": commits,
-            "clones": clones,
-            "clusters": clusters,
-            "durationSeconds": started.elapsed().as_secs_f64(),
-            "timings": timings.iter().copied().collect::<BTreeMap<_, _>>(),
-        });
-        printer.data(format_args!("{out:#}\n"))?;
-    }
-    let failed = rows
-        .iter()
-        .filter(|r| matches!(r.result, Outcome::Skipped | Outcome::Failed))
-        .count();
+    let failed = report(
+        &Summary {
+            rows: &rows,
+            targets: &targets,
+            repo: &repo,
+            args,
+            mode: &mode,
+            commits: &commits,
+            clones,
+            started,
+            timings: &timings,
+        },
+        printer,
+    )?;
     if failed > 0 {
         return Err(Hinted::new(
             format!("{failed} of {} clusters were not bootstrapped", rows.len()),
@@ -398,6 +332,196 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
         .into());
     }
     Ok(())
+}
+
+/// What the run did, for the closing table and `--output json`.
+struct Summary<'a> {
+    rows: &'a [Row],
+    targets: &'a [Target],
+    repo: &'a fluxbootstrap_azdo::RepoUrl,
+    args: &'a AzdoArgs,
+    mode: &'a GitMode,
+    commits: &'a [String],
+    clones: usize,
+    started: Instant,
+    timings: &'a [(&'static str, f64)],
+}
+
+/// Prints the table (and the JSON summary) in the selection order, whatever order the
+/// clusters finished in; returns how many clusters were not bootstrapped.
+fn report(summary: &Summary<'_>, printer: Printer) -> Result<usize> {
+    let order: HashMap<&str, usize> = summary
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.context.as_str(), i))
+        .collect();
+    let mut rows: Vec<&Row> = summary.rows.iter().collect();
+    rows.sort_by_key(|r| order.get(r.context.as_str()).copied().unwrap_or(usize::MAX));
+    printer.stderr(table(&rows));
+    if printer.json() {
+        let clusters: Vec<Value> = rows.iter().map(|r| row_json(r)).collect();
+        let out = json!({
+            "repository": summary.repo.https_url(),
+            "branch": summary.args.render.branch,
+            "mode": summary.mode.name(),
+            "dryRun": summary.args.dry_run,
+            "commits": summary.commits,
+            "clones": summary.clones,
+            "clusters": clusters,
+            "durationSeconds": summary.started.elapsed().as_secs_f64(),
+            "timings": summary.timings.iter().copied().collect::<BTreeMap<_, _>>(),
+        });
+        printer.data(format_args!("{out:#}\n"))?;
+    }
+    Ok(rows
+        .iter()
+        .filter(|r| matches!(r.result, Outcome::Skipped | Outcome::Failed))
+        .count())
+}
+
+/// What the repository step needs.
+struct RepositoryJob<'a> {
+    args: &'a AzdoArgs,
+    global: &'a GlobalArgs,
+    repo: &'a fluxbootstrap_azdo::RepoUrl,
+    mode: &'a GitMode,
+    install: &'a fluxbootstrap_manifests::InstallOptions,
+    push_auth: &'a shared::PushAuth,
+    ca_pem: Option<&'a Vec<u8>>,
+    healthy: &'a [Ready],
+}
+
+/// What the repository step leaves for the clusters.
+struct Written {
+    components_yaml: String,
+    patches: Option<fluxbootstrap_manifests::KustomizationPatches>,
+    sync_objects: HashMap<String, Vec<Value>>,
+    head: Option<String>,
+}
+
+/// One clone, then the component and sync commits for every healthy cluster. Commits pushed
+/// before a failure are recorded in `commits` all the same.
+async fn write_repository(
+    job: &RepositoryJob<'_>,
+    commits: &mut Vec<String>,
+    clones: &mut usize,
+    printer: Printer,
+) -> Result<Written> {
+    let RepositoryJob {
+        args,
+        global,
+        repo,
+        mode,
+        install,
+        push_auth,
+        ca_pem,
+        healthy,
+    } = *job;
+    let namespace = global.namespace.as_str();
+    if args.create_repository {
+        shared::ensure_repository(repo, push_auth, ca_pem, args.dry_run, printer).await?;
+    }
+    let bundle = BundleFiles::load(&args.render, global.timeout, printer).await?;
+    let components_yaml = bundle.render(install)?;
+
+    let mut checkout = shared::clone_repository(args, push_auth, printer).await?;
+    *clones += 1;
+    printer.success("cloned repository");
+
+    let (author, appendix) = shared::author_and_appendix(args);
+
+    printer.action(format_args!(
+        "generating component manifests for {} clusters",
+        healthy.len()
+    ));
+    let component_files: Vec<(String, Vec<u8>)> = healthy
+        .iter()
+        .map(|r| {
+            (
+                r.target.paths.components_file(),
+                components_yaml.clone().into_bytes(),
+            )
+        })
+        .collect();
+    printer.success("generated component manifests");
+    let mut pending = component_files;
+    if !args.single_commit {
+        let message = format!("Add Flux {} component manifests{appendix}", bundle.version);
+        let (next, sha) = commit_step(
+            checkout,
+            std::mem::take(&mut pending),
+            message,
+            author.clone(),
+            args.dry_run,
+            "component manifests",
+            &args.render.branch,
+            printer,
+        )
+        .await?;
+        checkout = next;
+        commits.extend(sha);
+    }
+
+    let patches = shared::kustomization_patches(&args.render, mode);
+    printer.action("generating sync manifests");
+    let mut sync_objects = HashMap::new();
+    for item in healthy {
+        let paths = &item.target.paths;
+        let sync_yaml = shared::render_sync(&args.render, namespace, paths, repo, mode)?;
+        sync_objects.insert(
+            item.target.context.clone(),
+            fluxbootstrap_manifests::split_objects(&sync_yaml)
+                .context("failed to read the generated sync manifests")?,
+        );
+        pending.push((paths.sync_file(), sync_yaml.into_bytes()));
+        let kustomization_file = paths.kustomization_file();
+        if checkout.read_file(&kustomization_file)?.is_none() {
+            pending.push((
+                kustomization_file,
+                fluxbootstrap_manifests::render_kustomization(&patches.clone().unwrap_or_default())
+                    .into_bytes(),
+            ));
+        } else if patches.is_some() {
+            printer.warning(format_args!(
+                    "kept the existing \"{kustomization_file}\"; make sure it carries the patches for the chosen mode"
+                ));
+        }
+    }
+    printer.success("generated sync manifests");
+    let (message, what) = if args.single_commit {
+        (
+            format!(
+                "Add Flux {} component and sync manifests{appendix}",
+                bundle.version
+            ),
+            "component and sync manifests",
+        )
+    } else {
+        (
+            format!("Add Flux sync manifests{appendix}"),
+            "sync manifests",
+        )
+    };
+    let (checkout, sha) = commit_step(
+        checkout,
+        pending,
+        message,
+        author,
+        args.dry_run,
+        what,
+        &args.render.branch,
+        printer,
+    )
+    .await?;
+    commits.extend(sha);
+    let head = checkout.head();
+    Ok(Written {
+        components_yaml,
+        patches,
+        sync_objects,
+        head,
+    })
 }
 
 fn skipped(target: &Target, spent: Duration, error: String) -> Row {
@@ -429,7 +553,7 @@ fn row_json(row: &Row) -> Value {
 }
 
 /// The closing table: context, result, objects changed, duration, error.
-fn table(rows: &[Row]) -> String {
+fn table(rows: &[&Row]) -> String {
     let header = ["CONTEXT", "RESULT", "CHANGED", "DURATION", "ERROR"];
     let cells: Vec<[String; 5]> = rows
         .iter()
@@ -924,10 +1048,11 @@ mod tests {
             duration: Duration::from_millis(1500),
             error: error.map(str::to_owned),
         };
-        let text = table(&[
+        let rows = [
             row("admin", Outcome::Bootstrapped, None),
             row("unreachable", Outcome::Skipped, Some("connection refused")),
-        ]);
+        ];
+        let text = table(&rows.iter().collect::<Vec<_>>());
         assert_eq!(
             text,
             "CONTEXT      RESULT        CHANGED  DURATION  ERROR\n\

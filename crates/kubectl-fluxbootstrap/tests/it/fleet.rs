@@ -170,6 +170,50 @@ fn healthy_clusters_are_bootstrapped_and_the_others_reported() {
 }
 
 #[test]
+fn a_failed_push_still_reports_every_cluster_and_applies_nothing() {
+    let env = env();
+    let repo = env.repo();
+    let ns = env.namespace();
+    let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
+    let admin = env.control_plane.admin_context();
+    let second = env.control_plane.second_context();
+    let before = commit_subjects(&repo, "main");
+
+    // A read-only PAT clones but cannot push.
+    let out = run(env
+        .plugin()
+        .args(["azdo", "--url", &repo.https_url, "--ca-file", &ca])
+        .args(["--path", "clusters/{context}", "-n", &ns, "-o", "json"])
+        .args(["--context", admin, "--context", second])
+        .env("GIT_PASSWORD", env.git.readonly_pat()));
+    assert_eq!(out.0, 1, "the push must fail:\n{}", out.2);
+    assert!(!out.1.contains(env.git.readonly_pat()) && !out.2.contains(env.git.readonly_pat()));
+    let summary = json(&out.1);
+    for context in [admin, second] {
+        assert_eq!(result_of(&summary, context), "skipped", "{}", out.2);
+        assert!(
+            out.2
+                .lines()
+                .any(|l| l.starts_with(context) && l.contains("repository step failed")),
+            "{context} missing from the table:\n{}",
+            out.2
+        );
+    }
+    assert_eq!(summary["clones"], 1);
+    assert_eq!(summary["commits"].as_array().map(Vec::len), Some(0));
+    // The push error and its hint end the output.
+    assert!(out.2.contains("hint:"), "{}", out.2);
+    assert_eq!(commit_subjects(&repo, "main"), before);
+    for context in [admin, second] {
+        let namespace = env.kubectl(&["--context", context, "get", "namespace", &ns]);
+        assert!(
+            !namespace.status.success(),
+            "{context}: objects were applied although nothing was pushed"
+        );
+    }
+}
+
+#[test]
 fn colliding_paths_are_refused_before_anything_happens() {
     let env = env();
     let repo = env.repo();
