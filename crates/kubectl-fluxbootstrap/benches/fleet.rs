@@ -175,6 +175,13 @@ fn timed(mut cmd: Command, repo: &Repo) -> Result<Run, String> {
             .collect();
         report(&format!("  phases: {}", phases.join(", ")));
     }
+    if let Some(clusters) = summary["clusters"].as_array() {
+        let each: Vec<String> = clusters
+            .iter()
+            .map(|c| format!("{:.2}s", c["durationSeconds"].as_f64().unwrap_or_default()))
+            .collect();
+        report(&format!("  per cluster: {}", each.join(" ")));
+    }
     let failed = summary["clusters"].as_array().map_or(0, |clusters| {
         clusters
             .iter()

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
@@ -67,10 +68,38 @@ pub(super) fn git_repository_controller(ctx: Arc<Ctx>) -> impl futures::Stream {
         .run(reconcile_git_repository, retry_soon, ctx)
 }
 
+/// Like kustomize-controller, a `Kustomization` is reconciled again as soon as its
+/// `GitRepository` changes (a new artifact), not only on its own interval.
 pub(super) fn kustomization_controller(ctx: Arc<Ctx>) -> impl futures::Stream {
     let resource = kustomization_resource();
     let api = Api::<DynamicObject>::all_with(ctx.client.clone(), &resource);
-    Controller::new_with(api, watcher::Config::default(), resource)
+    let controller = Controller::new_with(api, watcher::Config::default(), resource.clone());
+    let kustomizations = controller.store();
+    let sources = Api::<DynamicObject>::all_with(ctx.client.clone(), &git_repository_resource());
+    controller
+        .watches_with(
+            sources,
+            git_repository_resource(),
+            watcher::Config::default(),
+            move |source| {
+                let name = source.name_any();
+                let namespace = source.namespace().unwrap_or_default();
+                kustomizations
+                    .state()
+                    .into_iter()
+                    .filter(|k| {
+                        let spec = k.data.get("spec").cloned().unwrap_or_default();
+                        let own_namespace = k.namespace().unwrap_or_default();
+                        str_at(&spec, "/sourceRef/kind") == Some("GitRepository")
+                            && str_at(&spec, "/sourceRef/name") == Some(name.as_str())
+                            && str_at(&spec, "/sourceRef/namespace")
+                                .unwrap_or(own_namespace.as_str())
+                                == namespace
+                    })
+                    .map(|k| ObjectRef::from_obj_with(&*k, resource.clone()))
+                    .collect::<Vec<_>>()
+            },
+        )
         .trigger_backoff(EverySecond)
         .run(reconcile_kustomization, retry_soon, ctx)
 }
