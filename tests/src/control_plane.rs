@@ -127,6 +127,37 @@ impl ControlPlane {
         format!("{name}-{:x}-{n}", std::process::id() & 0xffff)
     }
 
+    /// CPU time the control plane's processes (etcd and both apiservers) have used so far, for
+    /// benchmarks that need to tell the server side's work from the client's.
+    pub fn cpu_time(&self) -> Duration {
+        // /proc reports CPU times in USER_HZ ticks, 100 per second on x86_64 and aarch64.
+        const TICKS_PER_SECOND: u64 = 100;
+        let id = |child: &Mutex<Option<Child>>| {
+            child
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .as_ref()
+                .map(Child::id)
+        };
+        let child_ids = [
+            id(&self.etcd),
+            id(&self.first.child),
+            id(&self.second.child),
+        ];
+        let ticks: u64 = child_ids
+            .into_iter()
+            .flatten()
+            .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+            .filter_map(|stat| {
+                // Fields after the parenthesised command name; utime and stime are 14 and 15.
+                let rest = &stat[stat.rfind(')')? + 2..];
+                let fields: Vec<&str> = rest.split_whitespace().collect();
+                Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+            })
+            .sum();
+        Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND)
+    }
+
     /// Stops the first cluster's apiserver (for fault tests); etcd and `second` keep running.
     pub fn stop_apiserver(&self) {
         self.first.stop();
