@@ -886,6 +886,26 @@ spec:
 "#;
 
     #[test]
+    fn the_host_builds_its_release_matrix_entry_and_native_its_toolchain_default() {
+        let host = Target::host().expect("this machine has a krew platform");
+        let native = Target::native().expect("this machine has a krew platform");
+        assert_eq!((host.os, host.arch), (native.os, native.arch));
+        assert_eq!(native.triple, None);
+        let entry = TARGETS
+            .iter()
+            .find(|(_, os, arch)| *os == host.os && *arch == host.arch)
+            .map(|(triple, ..)| *triple);
+        assert_eq!(host.triple, entry);
+        if cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+            assert_eq!(host.triple, Some("x86_64-unknown-linux-musl"));
+            assert_eq!(
+                host.archive_name("1.2.3"),
+                "kubectl-fluxbootstrap_1.2.3_linux_amd64.tar.gz"
+            );
+        }
+    }
+
+    #[test]
     fn renders_the_release_bot_subset_and_drops_missing_platforms() {
         let rendered = render(TEMPLATE_TEXT, "v1.2.3", |url| {
             Ok(url
