@@ -32,6 +32,29 @@ pub(crate) fn bin_dir(tool: &str, version: &str, go_sums: &[PathBuf]) -> Result<
     Ok(cache.join(format!("kubectl-fluxbootstrap/{tool}/{version}-{hash}")))
 }
 
+/// The version of `module` a wrapper module's `go.mod` requires, e.g. `v1.36.3`.
+pub(crate) fn required_version(go_mod: &Path, module: &str) -> Result<String> {
+    let text = std::fs::read_to_string(go_mod)
+        .with_context(|| format!("failed to read `{}`", go_mod.display()))?;
+    let prefix = format!("{module} ");
+    text.lines()
+        .map(str::trim)
+        .map(|line| line.strip_prefix("require ").unwrap_or(line))
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_owned)
+        .with_context(|| format!("`{}` does not require `{module}`", go_mod.display()))
+}
+
+/// Prints a cache directory: the output of `cargo xtask kube dir` and `krew dir`.
+#[expect(
+    clippy::print_stdout,
+    reason = "the directory is this command's output"
+)]
+pub(crate) fn print_dir(dir: &Path) {
+    println!("{}", dir.display());
+}
+
 fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("failed to read `{}`", path.display()))
 }

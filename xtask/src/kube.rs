@@ -35,7 +35,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         ["build"] => build(false),
         ["build", "--print-dir"] | ["--print-dir", "build"] => build(true),
         ["dir" | "--print-dir"] => {
-            print_dir(&bin_dir()?);
+            crate::go_cache::print_dir(&bin_dir()?);
             Ok(())
         }
         _ => bail!("{USAGE}"),
@@ -48,21 +48,7 @@ fn go_dir() -> PathBuf {
 
 /// The Kubernetes version the kube wrapper module requires, e.g. `v1.36.3`.
 fn k8s_version() -> Result<String> {
-    let go_mod = go_dir().join("kube/go.mod");
-    let text = std::fs::read_to_string(&go_mod)
-        .with_context(|| format!("failed to read `{}`", go_mod.display()))?;
-    text.lines()
-        .map(str::trim)
-        .map(|line| line.strip_prefix("require ").unwrap_or(line))
-        .find_map(|line| line.strip_prefix("k8s.io/kubernetes "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .map(str::to_owned)
-        .with_context(|| {
-            format!(
-                "`{}` does not require `k8s.io/kubernetes`",
-                go_mod.display()
-            )
-        })
+    crate::go_cache::required_version(&go_dir().join("kube/go.mod"), "k8s.io/kubernetes")
 }
 
 /// The cache directory for the binaries; the harness derives the same path.
@@ -72,14 +58,6 @@ fn bin_dir() -> Result<PathBuf> {
     }
     let go_sums = ["kube", "etcd"].map(|module| go_dir().join(module).join("go.sum"));
     crate::go_cache::bin_dir("kube", &k8s_version()?, &go_sums)
-}
-
-#[expect(
-    clippy::print_stdout,
-    reason = "the directory is this command's output"
-)]
-fn print_dir(dir: &Path) {
-    println!("{}", dir.display());
 }
 
 #[expect(clippy::print_stderr, reason = "xtask reports its progress on stderr")]
@@ -111,7 +89,7 @@ fn build(print: bool) -> Result<()> {
         result?;
     }
     if print {
-        print_dir(&dir);
+        crate::go_cache::print_dir(&dir);
     }
     Ok(())
 }

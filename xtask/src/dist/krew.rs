@@ -41,7 +41,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         ["build"] => build(false),
         ["build", "--print-dir"] | ["--print-dir", "build"] => build(true),
         ["dir"] => {
-            print_dir(&bin_dir()?);
+            crate::go_cache::print_dir(&bin_dir()?);
             Ok(())
         }
         _ => bail!("{USAGE}"),
@@ -54,16 +54,7 @@ fn module_dir() -> PathBuf {
 
 /// The krew version the wrapper module requires, e.g. `v0.5.0`.
 fn krew_version() -> Result<String> {
-    let go_mod = module_dir().join("go.mod");
-    let text = std::fs::read_to_string(&go_mod)
-        .with_context(|| format!("failed to read `{}`", go_mod.display()))?;
-    text.lines()
-        .map(str::trim)
-        .map(|line| line.strip_prefix("require ").unwrap_or(line))
-        .find_map(|line| line.strip_prefix("sigs.k8s.io/krew "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .map(str::to_owned)
-        .with_context(|| format!("`{}` does not require `sigs.k8s.io/krew`", go_mod.display()))
+    crate::go_cache::required_version(&module_dir().join("go.mod"), "sigs.k8s.io/krew")
 }
 
 fn bin_dir() -> Result<PathBuf> {
@@ -71,14 +62,6 @@ fn bin_dir() -> Result<PathBuf> {
         return Ok(PathBuf::from(dir));
     }
     crate::go_cache::bin_dir("krew", &krew_version()?, &[module_dir().join("go.sum")])
-}
-
-#[expect(
-    clippy::print_stdout,
-    reason = "the directory is this command's output"
-)]
-fn print_dir(dir: &Path) {
-    println!("{}", dir.display());
 }
 
 #[expect(clippy::print_stderr, reason = "xtask reports its progress on stderr")]
@@ -109,7 +92,7 @@ fn build(print: bool) -> Result<()> {
         result?;
     }
     if print {
-        print_dir(&dir);
+        crate::go_cache::print_dir(&dir);
     }
     Ok(())
 }
