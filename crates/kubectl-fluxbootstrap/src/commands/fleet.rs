@@ -198,118 +198,113 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
     step = Instant::now();
     let mut commits = Vec::new();
     let mut clones = 0;
-    if !healthy.is_empty() {
-        let written = write_repository(
-            &RepositoryJob {
-                args,
-                global,
-                repo: &repo,
-                mode: &mode,
-                install: &install,
-                push_auth: &push_auth,
-                ca_pem: ca_pem.as_ref(),
-                healthy: &healthy,
-            },
-            &mut commits,
-            &mut clones,
-            printer,
+    let written = if healthy.is_empty() {
+        None
+    } else {
+        Some(
+            write_repository(
+                &RepositoryJob {
+                    args,
+                    global,
+                    repo: &repo,
+                    mode: &mode,
+                    install: &install,
+                    push_auth: &push_auth,
+                    ca_pem: ca_pem.as_ref(),
+                    healthy: &healthy,
+                },
+                &mut commits,
+                &mut clones,
+                printer,
+            )
+            .await,
         )
-        .await;
-        let Written {
+    };
+    if written.is_some() {
+        timings.push(("git", step.elapsed().as_secs_f64()));
+    }
+    let mut repository_error = None;
+    match written {
+        None => {}
+        Some(Err(err)) => {
+            // Nothing was applied to any cluster: say so per cluster, then fail.
+            let error = format!("the repository step failed: {err:#}");
+            for item in &healthy {
+                rows.push(skipped(&item.target, item.spent, error.clone()));
+            }
+            repository_error = Some(err);
+        }
+        Some(Ok(Written {
             components_yaml,
             patches,
             mut sync_objects,
             head,
-        } = match written {
-            Ok(written) => written,
-            Err(err) => {
-                // Nothing was applied to any cluster: say so per cluster, then fail.
-                let error = format!("the repository step failed: {err:#}");
-                for item in &healthy {
-                    rows.push(skipped(&item.target, item.spent, error.clone()));
-                }
-                timings.push(("git", step.elapsed().as_secs_f64()));
-                report(
-                    &Summary {
-                        rows: &rows,
-                        targets: &targets,
-                        repo: &repo,
-                        args,
-                        mode: &mode,
-                        commits: &commits,
-                        clones,
-                        started,
-                        timings: &timings,
-                    },
-                    printer,
-                )?;
-                return Err(err);
+        })) => {
+            step = Instant::now();
+            // Each cluster's install, Secret, apply and waits, at most `--parallel` at a time.
+            let shared_job = Arc::new(JobShared {
+                components: shared::objects_with_patches(&components_yaml, patches.as_ref())?,
+                namespace: namespace.to_owned(),
+                secret_name: args.render.secret_name.clone(),
+                dry_run: args.dry_run,
+                timeout: global.timeout,
+                started,
+                revision: head.map(|h| format!("{}@sha1:{h}", args.render.branch)),
+                deployments: shared::all_components(&install),
+                printer,
+            });
+            let permits = Arc::new(tokio::sync::Semaphore::new(usize::from(args.parallel)));
+            let mut tasks = tokio::task::JoinSet::new();
+            for (index, item) in healthy.into_iter().enumerate() {
+                let shared_job = Arc::clone(&shared_job);
+                let permits = Arc::clone(&permits);
+                let sync = sync_objects
+                    .remove(&item.target.context)
+                    .unwrap_or_default();
+                tasks.spawn(async move {
+                    let _permit = permits.acquire_owned().await;
+                    let step = Instant::now();
+                    let mut counts = Counts::default();
+                    let result = converge(&item, sync, &shared_job, &mut counts).await;
+                    (
+                        index,
+                        item.target,
+                        counts,
+                        item.spent + step.elapsed(),
+                        result,
+                    )
+                });
             }
-        };
-
-        timings.push(("git", step.elapsed().as_secs_f64()));
-        step = Instant::now();
-        // Each cluster's install, Secret, apply and waits, at most `--parallel` at a time.
-        let shared_job = Arc::new(JobShared {
-            components: shared::objects_with_patches(&components_yaml, patches.as_ref())?,
-            namespace: namespace.to_owned(),
-            secret_name: args.render.secret_name.clone(),
-            dry_run: args.dry_run,
-            timeout: global.timeout,
-            started,
-            revision: head.map(|h| format!("{}@sha1:{h}", args.render.branch)),
-            deployments: shared::all_components(&install),
-            printer,
-        });
-        let permits = Arc::new(tokio::sync::Semaphore::new(usize::from(args.parallel)));
-        let mut tasks = tokio::task::JoinSet::new();
-        for (index, item) in healthy.into_iter().enumerate() {
-            let shared_job = Arc::clone(&shared_job);
-            let permits = Arc::clone(&permits);
-            let sync = sync_objects
-                .remove(&item.target.context)
-                .unwrap_or_default();
-            tasks.spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                let step = Instant::now();
-                let mut counts = Counts::default();
-                let result = converge(&item, sync, &shared_job, &mut counts).await;
-                (
-                    index,
-                    item.target,
-                    counts,
-                    item.spent + step.elapsed(),
+            let mut done = Vec::new();
+            while let Some(joined) = tasks.join_next().await {
+                done.push(joined.context("a cluster task failed")?);
+            }
+            done.sort_by_key(|(index, ..)| *index);
+            for (_, target, counts, duration, result) in done {
+                let (result, error) = match result {
+                    Ok(()) if counts.changed() == 0 => (Outcome::UpToDate, None),
+                    Ok(()) => (Outcome::Bootstrapped, None),
+                    Err(err) => {
+                        let error = format!("{err:#}");
+                        printer.failure(format_args!("{}: {error}", target.context));
+                        (Outcome::Failed, Some(error))
+                    }
+                };
+                rows.push(Row {
+                    context: target.context,
+                    path: target.paths.sync_path(),
                     result,
-                )
-            });
-        }
-        let mut done = Vec::new();
-        while let Some(joined) = tasks.join_next().await {
-            done.push(joined.context("a cluster task failed")?);
-        }
-        done.sort_by_key(|(index, ..)| *index);
-        for (_, target, counts, duration, result) in done {
-            let (result, error) = match result {
-                Ok(()) if counts.changed() == 0 => (Outcome::UpToDate, None),
-                Ok(()) => (Outcome::Bootstrapped, None),
-                Err(err) => {
-                    let error = format!("{err:#}");
-                    printer.failure(format_args!("{}: {error}", target.context));
-                    (Outcome::Failed, Some(error))
-                }
-            };
-            rows.push(Row {
-                context: target.context,
-                path: target.paths.sync_path(),
-                result,
-                counts,
-                duration,
-                error,
-            });
+                    counts,
+                    duration,
+                    error,
+                });
+            }
         }
     }
 
-    timings.push(("clusters", step.elapsed().as_secs_f64()));
+    if repository_error.is_none() {
+        timings.push(("clusters", step.elapsed().as_secs_f64()));
+    }
     let failed = report(
         &Summary {
             rows: &rows,
@@ -324,6 +319,9 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
         },
         printer,
     )?;
+    if let Some(err) = repository_error {
+        return Err(err);
+    }
     if failed > 0 {
         return Err(Hinted::new(
             format!("{failed} of {} clusters were not bootstrapped", rows.len()),
