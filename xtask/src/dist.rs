@@ -124,6 +124,11 @@ impl Target {
         })
     }
 
+    /// The triple when this is a musl target, which needs [`ensure_musl_toolchain`].
+    fn musl_triple(self) -> Option<&'static str> {
+        self.triple.filter(|triple| triple.ends_with("-linux-musl"))
+    }
+
     fn exe_suffix(self) -> &'static str {
         if self.os == "windows" { ".exe" } else { "" }
     }
@@ -368,8 +373,7 @@ pub(crate) fn binary_path(root: &Path, triple: Option<&str>, exe_suffix: &str) -
 /// Builds the binary with `--profile dist` and returns its path.
 fn build(root: &Path, target: Target, builder: Builder) -> Result<PathBuf> {
     if builder == Builder::Cargo
-        && let Some(triple) = target.triple
-        && triple.ends_with("-linux-musl")
+        && let Some(triple) = target.musl_triple()
     {
         ensure_musl_toolchain(triple)?;
     }
@@ -426,19 +430,16 @@ pub(crate) fn build_for_host(root: &Path) -> Result<(PathBuf, &'static str)> {
     Ok((binary, target.triple.unwrap_or("native")))
 }
 
-/// Installs what building this machine's release binary needs beyond cargo (the musl Rust
-/// target on Linux); `cargo xtask test` calls it before the krew install test builds one.
-pub(crate) fn prepare_host_toolchain() -> Result<()> {
-    match Target::host()?.triple {
-        Some(triple) if triple.ends_with("-linux-musl") => ensure_musl_toolchain(triple),
-        _ => Ok(()),
-    }
+/// The musl triple this machine's release binary is built for (Linux), if any: `cargo xtask
+/// test` prepares its toolchain before the krew install test builds one.
+pub(crate) fn host_musl_triple() -> Result<Option<&'static str>> {
+    Ok(Target::host()?.musl_triple())
 }
 
 /// Makes sure `cargo build --target <musl triple>` can work: the Rust target is installed
 /// (`rustup target add` if not) and a musl C compiler exists for the vendored C libraries
 /// (OpenSSL, libgit2, libssh2, zlib), else says how to get one.
-fn ensure_musl_toolchain(triple: &str) -> Result<()> {
+pub(crate) fn ensure_musl_toolchain(triple: &str) -> Result<()> {
     let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()

@@ -96,7 +96,7 @@ fn up() -> Result<()> {
         return Ok(());
     }
     // The same system setup as the test suite: sshd and git, and the `git` login user.
-    crate::test::install_packages()?;
+    crate::test::install_packages(crate::test::HARNESS_PACKAGES)?;
     crate::test::ensure_git_user()?;
     // Cheap when the cached kube-apiserver, kubectl and etcd exist; builds them otherwise.
     crate::kube::run(&["build".to_owned()])?;

@@ -2,41 +2,44 @@
 //!
 //! It installs the Debian packages the harness needs (when running as root), creates the
 //! `git` system user the harness's sshd logs in as, builds the cached kube-apiserver, kubectl
-//! and etcd binaries, and then runs `cargo test --workspace` with any extra arguments.
+//! and etcd binaries, prepares the toolchain of the static release binary the krew install
+//! test packs (Debian's `musl-tools`, the musl Rust target; a native build if that fails), and
+//! then runs `cargo test --workspace` with any extra arguments.
 
 use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-/// Debian packages the harness runs: OpenSSH's sshd and client, git (with `git http-backend`),
-/// and musl-gcc, which the krew install test's static release build compiles C code with.
-const PACKAGES: &[&str] = &[
-    "openssh-server",
-    "openssh-client",
-    "git",
-    "ca-certificates",
-    "musl-tools",
-];
+/// Debian packages the harness runs: OpenSSH's sshd and client, git (with `git http-backend`).
+pub(crate) const HARNESS_PACKAGES: &[&str] =
+    &["openssh-server", "openssh-client", "git", "ca-certificates"];
+
+/// Debian's musl-gcc, which the krew install test's static release build compiles C code with.
+const MUSL_PACKAGES: &[&str] = &["musl-tools"];
 
 /// Set for `cargo test` when this machine cannot build the static release binary: the krew
 /// install test then packs a `native` build instead (`cargo xtask dist --target native`).
 const DIST_TARGET_ENV: &str = "FLUXBOOTSTRAP_DIST_TARGET";
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
-    install_packages()?;
+    install_packages(HARNESS_PACKAGES)?;
     ensure_git_user()?;
     crate::kube::run(&["build".to_owned()])?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut test = Command::new(cargo);
     test.args(["test", "--workspace", "--locked", "--no-fail-fast"])
         .args(args);
-    if let Err(err) = crate::dist::prepare_host_toolchain() {
-        eprintln_status(&format!(
-            "cannot build the static release binary here, so the krew install test packs a \
-             native build: {err:#}"
-        ));
-        test.env(DIST_TARGET_ENV, "native");
+    if let Some(triple) = crate::dist::host_musl_triple()? {
+        let ready = install_packages(MUSL_PACKAGES)
+            .and_then(|()| crate::dist::ensure_musl_toolchain(triple));
+        if let Err(err) = ready {
+            eprintln_status(&format!(
+                "cannot build the static release binary here, so the krew install test packs \
+                 a native build: {err:#}"
+            ));
+            test.env(DIST_TARGET_ENV, "native");
+        }
     }
     let status = test.status().context("failed to run `cargo test`")?;
     if !status.success() {
@@ -52,8 +55,9 @@ fn is_root() -> bool {
         .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
-pub(crate) fn install_packages() -> Result<()> {
-    let missing: Vec<&str> = PACKAGES
+/// Installs the Debian `packages` that are missing (as root), or says how to.
+pub(crate) fn install_packages(packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages
         .iter()
         .copied()
         .filter(|p| {
