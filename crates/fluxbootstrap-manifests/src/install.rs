@@ -5,8 +5,10 @@
 //! runs kustomize on it. This module applies the same transformations directly to the
 //! parsed objects: the generated Namespace, the `-<ns>` RBAC suffix with its reference
 //! fix-up, the namespace and labels transformers, the node-selector strategic merge patch,
-//! the container-argument JSON patches, the registry image renames, then kustomize's
-//! legacy kind ordering; it prints the result the way kustomize does ([`crate::emit`]).
+//! the container-argument JSON patches and the registry image renames. The objects keep
+//! resource order, as the real CLI emits them: the Namespace, the network policies, the
+//! RBAC objects, then each component's documents in turn; it prints the result the way
+//! kustomize does ([`crate::emit`]).
 
 use crate::bundle::{Bundle, DEFAULT_COMPONENTS, REQUIRED_COMPONENTS, known_components};
 use crate::emit;
@@ -249,7 +251,6 @@ fn build_objects(
         set_namespace(object, ns);
         add_labels(object, ns, &opts.version);
     }
-    objects.sort_by(legacy_order);
     Ok(objects)
 }
 
@@ -500,86 +501,6 @@ fn add_labels(object: &mut Node, ns: &str, version: &str) {
                 .map_entry("labels"),
         );
     }
-}
-
-/// kustomize's legacy resource order (`resid.Gvk.IsLessThan`, then the id string).
-const ORDER_FIRST: [&str; 22] = [
-    "Namespace",
-    "ResourceQuota",
-    "StorageClass",
-    "CustomResourceDefinition",
-    "ServiceAccount",
-    "PodSecurityPolicy",
-    "Role",
-    "ClusterRole",
-    "RoleBinding",
-    "ClusterRoleBinding",
-    "ConfigMap",
-    "Secret",
-    "Endpoints",
-    "Service",
-    "LimitRange",
-    "PriorityClass",
-    "PersistentVolume",
-    "PersistentVolumeClaim",
-    "Deployment",
-    "StatefulSet",
-    "CronJob",
-    "PodDisruptionBudget",
-];
-const ORDER_LAST: [&str; 2] = [
-    "MutatingWebhookConfiguration",
-    "ValidatingWebhookConfiguration",
-];
-
-fn kind_rank(kind: &str) -> i64 {
-    #[expect(
-        clippy::cast_possible_wrap,
-        reason = "the tables have a couple of dozen entries"
-    )]
-    if let Some(i) = ORDER_FIRST.iter().position(|k| *k == kind) {
-        i as i64 - ORDER_FIRST.len() as i64
-    } else if let Some(i) = ORDER_LAST.iter().position(|k| *k == kind) {
-        i as i64 + 1
-    } else {
-        0
-    }
-}
-
-fn gvk_string(object: &Node) -> String {
-    let api_version = object.str_at(&["apiVersion"]).unwrap_or_default();
-    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    let or = |s: &str, d: &str| {
-        if s.is_empty() {
-            d.to_owned()
-        } else {
-            s.to_owned()
-        }
-    };
-    format!(
-        "{}_{}_{}",
-        or(group, "~G"),
-        or(version, "~V"),
-        or(object.str_at(&["kind"]).unwrap_or_default(), "~K")
-    )
-}
-
-fn legacy_order(a: &Node, b: &Node) -> std::cmp::Ordering {
-    let kind = |n: &Node| kind_rank(n.str_at(&["kind"]).unwrap_or_default());
-    let id = |n: &Node| {
-        (
-            n.str_at(&["metadata", "namespace"])
-                .unwrap_or("~X")
-                .to_owned(),
-            n.str_at(&["metadata", "name"])
-                .unwrap_or_default()
-                .to_owned(),
-        )
-    };
-    kind(a)
-        .cmp(&kind(b))
-        .then_with(|| gvk_string(a).cmp(&gvk_string(b)))
-        .then_with(|| id(a).cmp(&id(b)))
 }
 
 #[cfg(test)]

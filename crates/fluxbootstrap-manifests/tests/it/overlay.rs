@@ -1,6 +1,7 @@
 //! Writes the kustomize overlay flux builds for `gotk-components.yaml` (its
 //! `pkg/manifestgen/install` templates), so tests and the `render` bench can run the real
-//! `kubectl kustomize` on exactly what flux would.
+//! `kubectl kustomize` on exactly what flux would. flux's kustomize keeps resource order;
+//! `sortOptions: fifo` makes kubectl's kustomize (which sorts by kind by default) do the same.
 //!
 //! Shared by the integration tests and `benches/render.rs` through `#[path]`.
 
@@ -75,7 +76,7 @@ pub(crate) fn write_overlay(dir: &Path, bundle: &Bundle, opts: &InstallOptions) 
         String::new()
     };
     let mut k = format!(
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: {ns}\ntransformers:\n  - labels.yaml\nresources:\n  - namespace.yaml\n"
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: {ns}\nsortOptions:\n  order: fifo\ntransformers:\n  - labels.yaml\nresources:\n  - namespace.yaml\n"
     );
     if opts.network_policy {
         k.push_str("  - policies.yaml\n");
