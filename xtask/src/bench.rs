@@ -23,6 +23,12 @@ const BENCHES: &[(&str, &str, &str, &str)] = &[
         "dist binary size; `kubectl fluxbootstrap --help` vs `kubectl version --client`",
     ),
     (
+        "e2e",
+        "kubectl-fluxbootstrap",
+        "e2e",
+        "first bootstrap + no-op re-run vs the real `flux bootstrap git`, real controllers, medians",
+    ),
+    (
         "fleet",
         "kubectl-fluxbootstrap",
         "fleet",

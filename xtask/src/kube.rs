@@ -1,4 +1,5 @@
-//! `cargo xtask kube build`: builds kube-apiserver, kubectl and etcd from the Go module proxy.
+//! `cargo xtask kube build`: builds kube-apiserver, kube-controller-manager, kube-scheduler,
+//! kubectl and etcd from the Go module proxy.
 //!
 //! The tests need a real API server, and nothing on the test machines ships one, so the
 //! binaries are compiled from the wrapper modules in `xtask/go/{kube,etcd}` into a cache
@@ -16,7 +17,8 @@ use anyhow::{Context, Result, bail};
 const USAGE: &str = "usage: cargo xtask kube build [--print-dir]
        cargo xtask kube dir
 
-  build        build the missing kube-apiserver, kubectl and etcd binaries into the cache
+  build        build the missing kube-apiserver, kube-controller-manager, kube-scheduler,
+               kubectl and etcd binaries into the cache
                (progress goes to stderr); with --print-dir, print the directory on stdout
   dir          print the cache directory without building
 
@@ -27,6 +29,11 @@ The directory is ~/.cache/kubectl-fluxbootstrap/kube/<k8s version>-<go.sum hash>
 const KUBE_BINARIES: &[(&str, &str)] = &[
     ("kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver"),
     ("kubectl", "k8s.io/kubernetes/cmd/kubectl"),
+    (
+        "kube-controller-manager",
+        "k8s.io/kubernetes/cmd/kube-controller-manager",
+    ),
+    ("kube-scheduler", "k8s.io/kubernetes/cmd/kube-scheduler"),
 ];
 
 pub(crate) fn run(args: &[String]) -> Result<()> {

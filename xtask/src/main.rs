@@ -5,6 +5,7 @@
 
 mod bench;
 mod dist;
+mod flux;
 mod go_cache;
 mod kube;
 mod sandbox;
@@ -17,10 +18,11 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   bench <name>      run a benchmark (`cargo xtask bench` lists them)
   dist              build the release archive(s) and render the krew manifests
+  flux build        build the cached source-controller, kustomize-controller and flux binaries
   krew build        build the cached krew and validate-krew-manifest test binaries
   kube build        build the cached kube-apiserver, kubectl and etcd test binaries
   sandbox up|down   run the local Azure DevOps + clusters sandbox (`cargo xtask sandbox` for more)
-  test [ARGS]       install what the suite needs, build the kube binaries, run every test";
+  test [ARGS]       install what the suite needs, build the kube and Flux binaries, run every test";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -30,6 +32,7 @@ fn main() -> Result<()> {
     match command {
         "bench" => bench::run(rest),
         "dist" => dist::run(rest),
+        "flux" => flux::run(rest),
         "krew" => dist::krew::run(rest),
         "kube" => kube::run(rest),
         "sandbox" => sandbox::run(rest),

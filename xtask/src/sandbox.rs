@@ -100,6 +100,7 @@ fn up() -> Result<()> {
     crate::test::ensure_git_user()?;
     // Cheap when the cached kube-apiserver, kubectl and etcd exist; builds them otherwise.
     crate::kube::run(&["build".to_owned()])?;
+    crate::flux::run(&["build".to_owned()])?;
     progress("building the sandbox binary");
     let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .current_dir(workspace_root())

@@ -2,7 +2,7 @@
 //!
 //! It installs the Debian packages the harness needs (when running as root), creates the
 //! `git` system user the harness's sshd logs in as, builds the cached kube-apiserver, kubectl
-//! and etcd binaries, prepares the toolchain of the static release binary the krew install
+//! and etcd binaries and the real Flux controllers and CLI (`cargo xtask flux build`), prepares the toolchain of the static release binary the krew install
 //! test packs (Debian's `musl-tools`, the musl Rust target; a native build if that fails), and
 //! then runs `cargo test --workspace` with any extra arguments.
 
@@ -26,6 +26,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     install_packages(HARNESS_PACKAGES)?;
     ensure_git_user()?;
     crate::kube::run(&["build".to_owned()])?;
+    crate::flux::run(&["build".to_owned()])?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut test = Command::new(cargo);
     test.args(["test", "--workspace", "--locked", "--no-fail-fast"])
