@@ -40,6 +40,5 @@ pub use preflight::{
     ExistingInstall, GITREPOSITORY_CRD, MIN_KUBERNETES, PreflightReport, PreflightRequest,
     normalize_path,
 };
-pub use secret::secret_labels;
 pub use uninstall::{UninstallOptions, UninstallReport, UninstallReporter};
 pub use wait::{KustomizationInfo, RECONCILE_ANNOTATION, WaitReporter, WaitSpec, WaitTarget};

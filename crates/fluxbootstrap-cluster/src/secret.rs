@@ -1,7 +1,9 @@
 //! The Flux source Secret: written with exactly the given keys (stale keys from another auth
-//! mode are removed, unlike flux, whose `stringData` update keeps them) and labelled so
-//! `uninstall` and `rotate` find it. Values only travel in [`SecretBytes`]; nothing here
-//! formats them, and errors name the Secret, never its content.
+//! mode are removed, unlike flux, whose `stringData` update keeps them), and otherwise as
+//! flux writes it: no labels of its own (a user's labels are kept) and field manager `flux`,
+//! so a cluster moves between this tool and the `flux` CLI without a diff. Values only travel
+//! in [`SecretBytes`]; nothing here formats them, and errors name the Secret, never its
+//! content.
 
 use std::collections::BTreeMap;
 
@@ -14,20 +16,8 @@ use crate::connect::Cluster;
 use crate::error::{ClusterError, is_status};
 use crate::object::Change;
 
-/// Labels put on the Secret: `part-of`/`instance` match the rest of the Flux install.
-pub fn secret_labels(namespace: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        ("app.kubernetes.io/part-of".to_owned(), "flux".to_owned()),
-        (
-            "app.kubernetes.io/instance".to_owned(),
-            namespace.to_owned(),
-        ),
-        (
-            "app.kubernetes.io/managed-by".to_owned(),
-            "kubectl-fluxbootstrap".to_owned(),
-        ),
-    ])
-}
+/// The field manager flux's client writes the Secret with (its binary name).
+const FIELD_MANAGER: &str = "flux";
 
 impl Cluster {
     /// Creates or replaces Secret `namespace/name` so that its data is exactly `data`.
@@ -43,10 +33,9 @@ impl Cluster {
             .iter()
             .map(|(k, v)| (k.clone(), ByteString(v.expose_secret().to_vec())))
             .collect();
-        let labels = secret_labels(namespace);
         let pp = PostParams {
             dry_run,
-            ..PostParams::default()
+            field_manager: Some(FIELD_MANAGER.to_owned()),
         };
         let what = |verb: &str| format!("{verb} Secret `{namespace}/{name}`");
         // One retry covers a concurrent writer changing the resourceVersion under us.
@@ -58,7 +47,6 @@ impl Cluster {
                     metadata: ObjectMeta {
                         name: Some(name.to_owned()),
                         namespace: Some(namespace.to_owned()),
-                        labels: Some(labels.clone()),
                         ..ObjectMeta::default()
                     },
                     data: Some(desired),
@@ -69,16 +57,13 @@ impl Cluster {
                     .map_err(self.api_err(what("create")))?;
                 return Ok(Change::Created);
             };
-            let live_labels = live.metadata.labels.get_or_insert_with(BTreeMap::new);
-            let labelled = labels.iter().all(|(k, v)| live_labels.get(k) == Some(v));
             let same_data = live
                 .data
                 .as_ref()
                 .map_or(desired.is_empty(), |d| *d == desired);
-            if labelled && same_data && live.string_data.is_none() {
+            if same_data && live.string_data.is_none() {
                 return Ok(Change::Unchanged);
             }
-            live_labels.extend(labels.clone());
             live.data = Some(desired.clone());
             live.string_data = None;
             match api.replace(name, &pp, &live).await {

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use fluxbootstrap_auth::SecretBytes;
-use fluxbootstrap_cluster::{ApplyOptions, Change, NoReporter, secret_labels};
+use fluxbootstrap_cluster::{ApplyOptions, Change, NoReporter};
 use fluxbootstrap_test::ControlPlane;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
@@ -97,10 +97,16 @@ fn the_secret_holds_exactly_the_new_keys_and_stale_ones_are_removed() {
             .get("flux-system")
             .await
             .unwrap();
-        let labels = secret.metadata.labels.unwrap();
-        for (k, v) in secret_labels(&ns) {
-            assert_eq!(labels.get(&k), Some(&v), "label {k}");
-        }
+        // As flux writes it: no labels, field manager `flux`.
+        assert_eq!(secret.metadata.labels, None);
+        let managers: Vec<String> = secret
+            .metadata
+            .managed_fields
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|f| f.manager)
+            .collect();
+        assert_eq!(managers, ["flux"]);
     });
 }
 
