@@ -62,9 +62,10 @@ pub(crate) fn flux_object(
         return Step::Failed(SUSPENDED.to_owned());
     }
     let int = |p: &str| obj.pointer(p).and_then(Value::as_i64);
-    if let Some(observed) = int("/status/observedGeneration")
-        && observed != int("/metadata/generation").unwrap_or(0)
-    {
+    // As flux's `objectReconciled`: a missing observedGeneration reads as 0, and
+    // kustomize-controller's first reconcile leaves its CRD default of -1 while it reports
+    // `Ready=False` (`ArtifactFailed`) before source-controller has an artifact.
+    if int("/status/observedGeneration").unwrap_or(0) != int("/metadata/generation").unwrap_or(0) {
         return Step::Pending(
             "waiting for the controller to observe the latest generation".to_owned(),
         );
@@ -209,6 +210,23 @@ mod tests {
         ));
         assert!(matches!(
             flux_object(&repo("True", "ok", rev), p, want, Some("t1")),
+            Step::Pending(_)
+        ));
+        // kustomize-controller v1.9.4's first status on a fresh cluster: pending, not failed.
+        let mut first = repo("False", "Source artifact not found, retrying in 30s", "x");
+        first["status"]["observedGeneration"] = json!(-1);
+        first["status"]["conditions"][0]["reason"] = json!("ArtifactFailed");
+        assert!(matches!(
+            flux_object(&first, p, want, None),
+            Step::Pending(_)
+        ));
+        let mut unobserved = repo("False", "not yet", "x");
+        unobserved["status"]
+            .as_object_mut()
+            .expect("status is an object")
+            .remove("observedGeneration");
+        assert!(matches!(
+            flux_object(&unobserved, p, want, None),
             Step::Pending(_)
         ));
     }
