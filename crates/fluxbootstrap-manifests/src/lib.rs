@@ -27,5 +27,5 @@ pub use install::{
 };
 pub use kustomization::{AzureIdentity, KustomizationPatches, patch_objects, render_kustomization};
 pub use node::YamlError;
-pub use objects::{PathError, SplitError, normalize_target_path, split_objects};
+pub use objects::{PathError, SplitError, is_sync_object, normalize_target_path, split_objects};
 pub use sync::{SyncOptions, kustomization_path, render_sync};

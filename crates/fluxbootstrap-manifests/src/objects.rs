@@ -19,6 +19,17 @@ pub enum SplitError {
     },
 }
 
+/// Whether `object` is one of the sync objects of `gotk-sync.yaml`: a Flux `GitRepository`
+/// or `Kustomization`.
+pub fn is_sync_object(object: &serde_json::Value) -> bool {
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    matches!(
+        (api_version.split('/').next(), object["kind"].as_str()),
+        (Some("source.toolkit.fluxcd.io"), Some("GitRepository"))
+            | (Some("kustomize.toolkit.fluxcd.io"), Some("Kustomization"))
+    )
+}
+
 /// Splits multi-document YAML into objects, in order; empty documents are skipped.
 pub fn split_objects(yaml: &str) -> Result<Vec<serde_json::Value>, SplitError> {
     let docs = parse_documents(yaml).map_err(SplitError::Yaml)?;

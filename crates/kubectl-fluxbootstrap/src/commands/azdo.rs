@@ -157,12 +157,29 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
         concurrency: 16,
         timeout: global.timeout,
     };
+    // What the Kustomization will own, built like flux: with the user's kustomization.yaml
+    // (and its patches) when the folder has one.
+    let sync_yaml = shared::render_sync(&args.render, namespace, &paths, &repo, &mode)?;
+    let kustomization_file = paths.kustomization_file();
+    let existing_kustomization = checkout.read_file(&kustomization_file)?;
+    let flux_system = shared::flux_system_objects(
+        &components_yaml,
+        &sync_yaml,
+        patches.as_ref(),
+        existing_kustomization.as_deref(),
+        &checkout.workdir().join(paths.folder()),
+    )?;
     if must_install {
         let step = Instant::now();
         printer.action(format_args!(
             "installing components in \"{namespace}\" namespace"
         ));
-        let objects = shared::objects_with_patches(&components_yaml, patches.as_ref())?;
+        // The sync objects come after the Secret they refer to.
+        let objects: Vec<serde_json::Value> = flux_system
+            .iter()
+            .filter(|o| !fluxbootstrap_manifests::is_sync_object(o))
+            .cloned()
+            .collect();
         let report = cluster
             .apply(objects, &apply_options, &ClusterPrinter(printer))
             .await?;
@@ -221,10 +238,7 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
 
     // Sync manifests.
     printer.action("generating sync manifests");
-    let sync_yaml = shared::render_sync(&args.render, namespace, &paths, &repo, &mode)?;
     let mut sync_files = vec![(paths.sync_file(), sync_yaml.clone().into_bytes())];
-    let kustomization_file = paths.kustomization_file();
-    let existing_kustomization = checkout.read_file(&kustomization_file)?;
     if existing_kustomization.is_none() {
         sync_files.push((
             kustomization_file,
@@ -257,13 +271,8 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
     // Apply everything the Kustomization will own.
     let step = Instant::now();
     printer.action("applying sync manifests");
-    let mut objects = shared::objects_with_patches(&components_yaml, patches.as_ref())?;
-    objects.extend(
-        fluxbootstrap_manifests::split_objects(&sync_yaml)
-            .context("failed to read the generated sync manifests")?,
-    );
     let report = cluster
-        .apply(objects, &apply_options, &ClusterPrinter(printer))
+        .apply(flux_system, &apply_options, &ClusterPrinter(printer))
         .await?;
     summary.count(&report);
     printer.success("reconciled sync configuration");

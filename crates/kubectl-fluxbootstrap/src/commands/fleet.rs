@@ -235,15 +235,12 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
             repository_error = Some(err);
         }
         Some(Ok(Written {
-            components_yaml,
-            patches,
-            mut sync_objects,
+            mut flux_system,
             head,
         })) => {
             step = Instant::now();
             // Each cluster's install, Secret, apply and waits, at most `--parallel` at a time.
             let shared_job = Arc::new(JobShared {
-                components: shared::objects_with_patches(&components_yaml, patches.as_ref())?,
                 namespace: namespace.to_owned(),
                 secret_name: args.render.secret_name.clone(),
                 dry_run: args.dry_run,
@@ -258,14 +255,12 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
             for (index, item) in healthy.into_iter().enumerate() {
                 let shared_job = Arc::clone(&shared_job);
                 let permits = Arc::clone(&permits);
-                let sync = sync_objects
-                    .remove(&item.target.context)
-                    .unwrap_or_default();
+                let objects = flux_system.remove(&item.target.context).unwrap_or_default();
                 tasks.spawn(async move {
                     let _permit = permits.acquire_owned().await;
                     let step = Instant::now();
                     let mut counts = Counts::default();
-                    let result = converge(&item, sync, &shared_job, &mut counts).await;
+                    let result = converge(&item, objects, &shared_job, &mut counts).await;
                     (
                         index,
                         item.target,
@@ -392,9 +387,8 @@ struct RepositoryJob<'a> {
 
 /// What the repository step leaves for the clusters.
 struct Written {
-    components_yaml: String,
-    patches: Option<fluxbootstrap_manifests::KustomizationPatches>,
-    sync_objects: HashMap<String, Vec<Value>>,
+    /// Per context: what its Kustomization will own, as (components, sync objects).
+    flux_system: HashMap<String, (Vec<Value>, Vec<Value>)>,
     head: Option<String>,
 }
 
@@ -463,18 +457,24 @@ async fn write_repository(
 
     let patches = shared::kustomization_patches(&args.render, mode);
     printer.action("generating sync manifests");
-    let mut sync_objects = HashMap::new();
+    let mut flux_system = HashMap::new();
     for item in healthy {
         let paths = &item.target.paths;
         let sync_yaml = shared::render_sync(&args.render, namespace, paths, repo, mode)?;
-        sync_objects.insert(
-            item.target.context.clone(),
-            fluxbootstrap_manifests::split_objects(&sync_yaml)
-                .context("failed to read the generated sync manifests")?,
-        );
-        pending.push((paths.sync_file(), sync_yaml.into_bytes()));
         let kustomization_file = paths.kustomization_file();
-        if checkout.read_file(&kustomization_file)?.is_none() {
+        let existing_kustomization = checkout.read_file(&kustomization_file)?;
+        let (sync, components): (Vec<Value>, Vec<Value>) = shared::flux_system_objects(
+            &components_yaml,
+            &sync_yaml,
+            patches.as_ref(),
+            existing_kustomization.as_deref(),
+            &checkout.workdir().join(paths.folder()),
+        )?
+        .into_iter()
+        .partition(fluxbootstrap_manifests::is_sync_object);
+        flux_system.insert(item.target.context.clone(), (components, sync));
+        pending.push((paths.sync_file(), sync_yaml.into_bytes()));
+        if existing_kustomization.is_none() {
             pending.push((
                 kustomization_file,
                 fluxbootstrap_manifests::render_kustomization(&patches.clone().unwrap_or_default())
@@ -514,12 +514,7 @@ async fn write_repository(
     .await?;
     commits.extend(sha);
     let head = checkout.head();
-    Ok(Written {
-        components_yaml,
-        patches,
-        sync_objects,
-        head,
-    })
+    Ok(Written { flux_system, head })
 }
 
 fn skipped(target: &Target, spent: Duration, error: String) -> Row {
@@ -864,7 +859,6 @@ async fn preflight_all(
 
 /// What every cluster task shares.
 struct JobShared {
-    components: Vec<Value>,
     namespace: String,
     secret_name: String,
     dry_run: bool,
@@ -878,7 +872,7 @@ struct JobShared {
 /// One cluster's install, Secret, apply and waits.
 async fn converge(
     item: &Ready,
-    sync: Vec<Value>,
+    (components, sync): (Vec<Value>, Vec<Value>),
     job: &JobShared,
     counts: &mut Counts,
 ) -> Result<()> {
@@ -906,7 +900,7 @@ async fn converge(
             "{context}: installing components in \"{namespace}\" namespace"
         ));
         let report = cluster
-            .apply(job.components.clone(), &apply_options, &reporter)
+            .apply(components.clone(), &apply_options, &reporter)
             .await?;
         counts.add(&report);
         printer.success(format_args!("{context}: installed components"));
@@ -939,11 +933,7 @@ async fn converge(
     printer.action(format_args!("{context}: applying sync manifests"));
     // Components just installed are as wanted; re-diffing them would only cost the API server
     // time that the other clusters of the fleet share on a small machine.
-    let mut objects = if must_install {
-        Vec::new()
-    } else {
-        job.components.clone()
-    };
+    let mut objects = if must_install { Vec::new() } else { components };
     objects.extend(sync);
     let report = cluster.apply(objects, &apply_options, &reporter).await?;
     counts.add(&report);

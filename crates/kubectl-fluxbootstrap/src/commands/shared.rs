@@ -152,6 +152,11 @@ impl RepoPaths {
         self.file("gotk-sync.yaml")
     }
 
+    /// `<path>/<ns>`: the folder the three files live in.
+    pub(crate) fn folder(&self) -> String {
+        self.file("").trim_end_matches('/').to_owned()
+    }
+
     /// `<path>/<ns>/kustomization.yaml`.
     pub(crate) fn kustomization_file(&self) -> String {
         self.file("kustomization.yaml")
@@ -488,6 +493,91 @@ pub(crate) fn objects_with_patches(
         fluxbootstrap_manifests::patch_objects(&mut objects, patches);
     }
     Ok(objects)
+}
+
+/// The objects the Kustomization will own, as flux applies them: `kustomize build` of the
+/// `<path>/<ns>` folder when its `kustomization.yaml` is the user's (patches the Flux docs use
+/// for proxies, tolerations, controller flags), else our rendering with our patches.
+///
+/// `folder` is the checkout's copy of that folder; our `gotk-components.yaml` and
+/// `gotk-sync.yaml` are written over it in a temporary copy, so a dry run builds what would be
+/// committed. The build runs the user's `kubectl kustomize`.
+pub(crate) fn flux_system_objects(
+    components_yaml: &str,
+    sync_yaml: &str,
+    patches: Option<&KustomizationPatches>,
+    existing_kustomization: Option<&[u8]>,
+    folder: &Path,
+) -> Result<Vec<serde_json::Value>> {
+    let ours = fluxbootstrap_manifests::render_kustomization(&patches.cloned().unwrap_or_default());
+    let users = existing_kustomization.filter(|existing| *existing != ours.as_bytes());
+    let Some(users) = users else {
+        let mut objects = objects_with_patches(components_yaml, patches)?;
+        objects.extend(
+            fluxbootstrap_manifests::split_objects(sync_yaml)
+                .context("failed to read the generated sync manifests")?,
+        );
+        return Ok(objects);
+    };
+    let kubectl = which::which("kubectl").map_err(|_| {
+        Hinted::new(
+            "the existing `kustomization.yaml` is not the generated one, and building it needs              `kubectl`, which is not on PATH",
+            "install kubectl (its `kubectl kustomize` builds the folder exactly as Flux will)",
+        )
+    })?;
+    let build = tempfile::Builder::new()
+        .prefix("fluxbootstrap-kustomize-")
+        .tempdir()
+        .context("failed to create a temporary directory")?;
+    copy_folder(folder, build.path())?;
+    for (name, contents) in [
+        ("gotk-components.yaml", components_yaml.as_bytes()),
+        ("gotk-sync.yaml", sync_yaml.as_bytes()),
+        ("kustomization.yaml", users),
+    ] {
+        fs_err::write(build.path().join(name), contents)
+            .context("failed to write the folder to build")?;
+    }
+    let out = std::process::Command::new(&kubectl)
+        .arg("kustomize")
+        .arg(build.path())
+        .output()
+        .with_context(|| format!("failed to run `{}`", kubectl.display()))?;
+    if !out.status.success() {
+        return Err(Hinted::new(
+            format!(
+                "`kubectl kustomize` of the existing `kustomization.yaml` failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            "fix the kustomization in the repository; Flux would fail to build it the same way",
+        )
+        .into());
+    }
+    let text = String::from_utf8(out.stdout).context("`kubectl kustomize` printed non-UTF-8")?;
+    fluxbootstrap_manifests::split_objects(&text)
+        .context("failed to read the output of `kubectl kustomize`")
+}
+
+/// Copies the files of `from` (a directory of the checkout, possibly missing) into `to`.
+fn copy_folder(from: &Path, to: &Path) -> Result<()> {
+    let Ok(entries) = fs_err::read_dir(from) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let entry = entry.context("failed to read the flux-system folder")?;
+        let target = to.join(entry.file_name());
+        if entry
+            .file_type()
+            .context("failed to read the flux-system folder")?
+            .is_dir()
+        {
+            fs_err::create_dir_all(&target).context("failed to copy the flux-system folder")?;
+            copy_folder(&entry.path(), &target)?;
+        } else {
+            fs_err::copy(entry.path(), &target).context("failed to copy the flux-system folder")?;
+        }
+    }
+    Ok(())
 }
 
 /// `gotk-sync.yaml` for the mode.
