@@ -1,4 +1,8 @@
-//! A real Kubernetes control plane for the tests: etcd plus two kube-apiservers.
+//! A real Kubernetes control plane for the tests: etcd plus two kube-apiservers, and, for a
+//! control plane started with [`ControlPlane::start_with_workloads`], a kube-controller-manager,
+//! a kube-scheduler and a process kubelet ([`crate::kubelet`]) per cluster, so Deployments get
+//! `ReplicaSets` and Pods, namespaces are really deleted, owner references are garbage-collected
+//! and the real Flux controllers run.
 //!
 //! The plugin's behaviour depends on real admission, RBAC, server-side apply, CRD
 //! validation and status subresources, so the tests run against the real kube-apiserver
@@ -43,8 +47,19 @@ pub struct ControlPlane {
     etcd_log: PathBuf,
     first: Apiserver,
     second: Apiserver,
+    /// kube-controller-manager and kube-scheduler of each cluster (with workloads only).
+    workload_controllers: Mutex<Vec<Child>>,
+    /// The process kubelet of each cluster (with workloads only).
+    kubelets: Vec<crate::kubelet::Kubelet>,
     /// Set when startup failed, so the logs named in the panic message survive the drop.
     keep_dir: bool,
+}
+
+/// What a control plane runs besides etcd and the API servers.
+#[derive(Clone, Debug, Default)]
+pub struct Workloads {
+    /// The CA every pod trusts as its system trust store (e.g. [`crate::GitServer::ca_file`]).
+    pub trusted_ca_file: Option<PathBuf>,
 }
 
 /// One kube-apiserver process, restartable with the same flags.
@@ -64,7 +79,7 @@ impl ControlPlane {
     /// log file to read.
     pub fn shared() -> &'static ControlPlane {
         static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
-        match SHARED.get_or_init(Self::try_start) {
+        match SHARED.get_or_init(|| Self::try_start_with(None)) {
             Ok(plane) => plane,
             Err(message) => panic!("{message}"),
         }
@@ -72,7 +87,36 @@ impl ControlPlane {
 
     /// A private control plane (for uninstall or fault tests), stopped on drop.
     pub fn start() -> ControlPlane {
-        Self::try_start().unwrap_or_else(|message| panic!("{message}"))
+        Self::try_start_with(None).unwrap_or_else(|message| panic!("{message}"))
+    }
+
+    /// A private control plane whose two clusters each run kube-controller-manager,
+    /// kube-scheduler and a process kubelet that runs the real Flux controllers, stopped on
+    /// drop.
+    ///
+    /// Panics when the kube or Flux binaries are missing, naming the command that builds them.
+    pub fn start_with_workloads(workloads: &Workloads) -> ControlPlane {
+        if let Some(message) = crate::flux_binaries::missing_flux_binaries() {
+            panic!("{message}");
+        }
+        Self::try_start_with(Some(workloads)).unwrap_or_else(|message| panic!("{message}"))
+    }
+
+    /// The kubelet of the cluster behind `context` (a control plane with workloads only).
+    pub fn kubelet(&self, context: &str) -> &crate::kubelet::Kubelet {
+        let index = match context {
+            ADMIN_CONTEXT | NONADMIN_CONTEXT => 0,
+            SECOND_CONTEXT => 1,
+            other => panic!("the control plane has no context `{other}`"),
+        };
+        self.kubelets
+            .get(index)
+            .expect("the control plane was started with workloads")
+    }
+
+    /// The directory holding this control plane's files and logs.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The kubeconfig with the contexts `admin` (current), `nonadmin` and `second`.
@@ -222,9 +266,20 @@ impl ControlPlane {
         cmd
     }
 
-    fn try_start() -> Result<ControlPlane, String> {
+    fn try_start_with(workloads: Option<&Workloads>) -> Result<ControlPlane, String> {
         let bin = Self::bin_dir();
-        for name in ["etcd", "kube-apiserver", "kubectl"] {
+        let required: &[&str] = if workloads.is_some() {
+            &[
+                "etcd",
+                "kube-apiserver",
+                "kubectl",
+                "kube-controller-manager",
+                "kube-scheduler",
+            ]
+        } else {
+            &["etcd", "kube-apiserver", "kubectl"]
+        };
+        for name in required {
             if !bin.join(name).is_file() {
                 return Err(format!(
                     "the kube test binaries are missing (`{}` does not exist): run `cargo xtask kube build`",
@@ -235,7 +290,7 @@ impl ControlPlane {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match Self::try_start_once(&bin) {
+            match Self::try_start_once(&bin, workloads) {
                 // Free ports are picked by binding port 0 and closing the socket, so another
                 // process may take one before the child binds it: retry with new ports.
                 Err(message) if attempt < 3 && message.contains("address already in use") => {}
@@ -244,7 +299,7 @@ impl ControlPlane {
         }
     }
 
-    fn try_start_once(bin: &Path) -> Result<ControlPlane, String> {
+    fn try_start_once(bin: &Path, workloads: Option<&Workloads>) -> Result<ControlPlane, String> {
         let started = Instant::now();
         let dir = new_work_dir();
         let certs = certs::write(&dir);
@@ -274,16 +329,25 @@ impl ControlPlane {
             kubeconfig: dir.join("kubeconfig"),
             etcd: Mutex::new(Some(etcd)),
             etcd_log,
-            first: Apiserver::new(&dir, bin, ADMIN_CONTEXT, first_port, etcd_port, "/registry"),
+            first: Apiserver::new(
+                &dir,
+                bin,
+                (ADMIN_CONTEXT, first_port),
+                etcd_port,
+                "/registry",
+                workloads.is_some(),
+            ),
             second: Apiserver::new(
                 &dir,
                 bin,
-                SECOND_CONTEXT,
-                second_port,
+                (SECOND_CONTEXT, second_port),
                 etcd_port,
                 "/registry-second",
+                workloads.is_some(),
             ),
             dir,
+            workload_controllers: Mutex::new(Vec::new()),
+            kubelets: Vec::new(),
             keep_dir: false,
         };
         let startup = (|| {
@@ -292,7 +356,11 @@ impl ControlPlane {
             plane.first.start()?;
             plane.second.start()?;
             plane.first.wait_ready(&plane.kubeconfig)?;
-            plane.second.wait_ready(&plane.kubeconfig)
+            plane.second.wait_ready(&plane.kubeconfig)?;
+            if let Some(workloads) = workloads {
+                plane.start_workloads(bin, &certs.ca_pem, &admin_token, workloads)?;
+            }
+            Ok(())
         })();
         if let Err(message) = startup {
             // Dropping `plane` stops the children; keep the logs the message points at.
@@ -304,6 +372,68 @@ impl ControlPlane {
             format!("{:.1}s\n", started.elapsed().as_secs_f64()),
         );
         Ok(plane)
+    }
+
+    /// Starts kube-controller-manager, kube-scheduler and a kubelet for each cluster.
+    fn start_workloads(
+        &mut self,
+        bin: &Path,
+        ca_pem: &str,
+        admin_token: &str,
+        workloads: &Workloads,
+    ) -> Result<(), String> {
+        let binaries = crate::flux_binaries::controller_binaries();
+        for (context, port) in [
+            (ADMIN_CONTEXT, self.first.port),
+            (SECOND_CONTEXT, self.second.port),
+        ] {
+            let kubeconfig = self.dir.join(format!("kubeconfig-{context}"));
+            write_single_kubeconfig(&kubeconfig, port, ca_pem, admin_token)?;
+            let flag = |name: &str, value: &Path| format!("--{name}={}", value.display());
+            for (name, args) in [
+                (
+                    "kube-controller-manager",
+                    vec![
+                        flag("kubeconfig", &kubeconfig),
+                        "--leader-elect=false".to_owned(),
+                        "--secure-port=0".to_owned(),
+                        flag("root-ca-file", &self.dir.join("ca.crt")),
+                        flag("service-account-private-key-file", &self.dir.join("sa.key")),
+                        // Deletions and garbage collection without waiting seconds per pass.
+                        "--concurrent-namespace-syncs=4".to_owned(),
+                    ],
+                ),
+                (
+                    "kube-scheduler",
+                    vec![
+                        flag("kubeconfig", &kubeconfig),
+                        "--leader-elect=false".to_owned(),
+                        "--secure-port=0".to_owned(),
+                    ],
+                ),
+            ] {
+                let log = self.dir.join(format!("{name}-{context}.log"));
+                let mut cmd = Command::new(bin.join(name));
+                cmd.args(&args);
+                let child = spawn_logged(cmd, &log)?;
+                self.workload_controllers
+                    .lock()
+                    .expect("the workload lock is not poisoned because holders do not panic")
+                    .push(child);
+            }
+            let kubelet = crate::kubelet::Kubelet::start(crate::kubelet::KubeletOptions {
+                kubeconfig: self.kubeconfig.clone(),
+                context: context.to_owned(),
+                server: format!("https://127.0.0.1:{port}"),
+                server_ca_pem: ca_pem.to_owned(),
+                node_name: format!("node-{context}"),
+                binaries: binaries.clone(),
+                trusted_ca_file: workloads.trusted_ca_file.clone(),
+                work_dir: self.dir.join(format!("kubelet-{context}")),
+            })?;
+            self.kubelets.push(kubelet);
+        }
+        Ok(())
     }
 
     fn wait_etcd(&self, port: u16) -> Result<(), String> {
@@ -376,6 +506,17 @@ impl ControlPlane {
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
+        // The kubelets' processes first, then what schedules and controls them.
+        self.kubelets.clear();
+        for mut child in self
+            .workload_controllers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain(..)
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         self.first.stop();
         self.second.stop();
         if let Some(mut etcd) = self
@@ -387,7 +528,8 @@ impl Drop for ControlPlane {
             let _ = etcd.kill();
             let _ = etcd.wait();
         }
-        if !self.keep_dir {
+        // A failing test's control plane keeps its logs for the message that names them.
+        if !self.keep_dir && !std::thread::panicking() {
             let _ = fs_err::remove_dir_all(&self.dir);
         }
     }
@@ -397,13 +539,13 @@ impl Apiserver {
     fn new(
         dir: &Path,
         bin: &Path,
-        context: &'static str,
-        port: u16,
+        (context, port): (&'static str, u16),
         etcd_port: u16,
         prefix: &str,
+        with_controller_manager: bool,
     ) -> Self {
         let file = |name: &str| dir.join(name).display().to_string();
-        let args = vec![
+        let mut args = vec![
             bin.join("kube-apiserver").display().to_string(),
             format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
             format!("--etcd-prefix={prefix}"),
@@ -426,6 +568,11 @@ impl Apiserver {
             format!("--service-account-signing-key-file={}", file("sa.key")),
             "--endpoint-reconciler-type=none".to_owned(),
         ];
+        if with_controller_manager {
+            // kube-controller-manager creates the `default` ServiceAccounts, so the admission
+            // plugin a real cluster runs can run too.
+            args.retain(|a| a != "--disable-admission-plugins=ServiceAccount");
+        }
         Apiserver {
             port,
             context,
@@ -516,6 +663,27 @@ impl Apiserver {
             std::thread::sleep(Duration::from_millis(250));
         }
     }
+}
+
+/// A kubeconfig with one cluster and the admin user, for the controllers of that cluster.
+fn write_single_kubeconfig(
+    path: &Path,
+    port: u16,
+    ca_pem: &str,
+    token: &str,
+) -> Result<(), String> {
+    let config = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "admin",
+        "clusters": [{"name": "cluster", "cluster": {
+            "server": format!("https://127.0.0.1:{port}"),
+            "certificate-authority-data": base64::engine::general_purpose::STANDARD.encode(ca_pem),
+        }}],
+        "users": [{"name": "admin", "user": {"token": token}}],
+        "contexts": [{"name": "admin", "context": {"cluster": "cluster", "user": "admin"}}],
+    });
+    fs_err::write(path, config.to_string()).map_err(|e| e.to_string())
 }
 
 /// A failure message naming the log file and quoting its last lines.

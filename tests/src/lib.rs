@@ -3,15 +3,20 @@
 //! It starts real components on loopback, owned by the test process and killed with it:
 //! a kube-apiserver + etcd control plane (two clusters, an admin and a non-admin user),
 //! an Azure-DevOps-shaped git server (HTTPS smart HTTP through `git http-backend`, the
-//! REST subset, OpenSSH `sshd`), a GitHub-releases-shaped download server, and fake Flux
-//! controllers that make readiness waits behave like a real cluster.
+//! REST subset, OpenSSH `sshd`), a GitHub-releases-shaped download server, a process kubelet
+//! that runs the real Flux controllers on a control plane with workloads, and the fake Flux
+//! controllers the tests not yet moved to real Flux still use.
 
 mod control_plane;
 mod fake_controllers;
+mod flux_binaries;
 mod git_server;
+mod kubelet;
 mod release_server;
 
-pub use control_plane::ControlPlane;
+pub use control_plane::{ControlPlane, Workloads};
 pub use fake_controllers::{FakeControllerOptions, FakeControllers};
+pub use flux_binaries::{flux_bin_dir, flux_cli, missing_flux_binaries};
 pub use git_server::{GitServer, Repo};
+pub use kubelet::Kubelet;
 pub use release_server::{ReleaseServer, flux_bundle_tar_gz, release_path};

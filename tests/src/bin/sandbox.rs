@@ -1,8 +1,9 @@
 //! The sandbox behind `cargo xtask sandbox up`: every harness component in one long-running
 //! process, so a newcomer can try `kubectl fluxbootstrap azdo` without Azure or a cluster.
 //!
-//! It starts the git server (HTTPS + SSH), the control plane (two clusters), the fake
-//! controllers and the release server, writes `<dir>/env` (`KEY=VALUE` lines a shell can
+//! It starts the git server (HTTPS + SSH), the control plane (two clusters, each running the
+//! real source-controller and kustomize-controller through the process kubelet when the real
+//! Flux bundle and binaries are there, else the fake controllers) and the release server, writes `<dir>/env` (`KEY=VALUE` lines a shell can
 //! source), serves `repo` / `add-key` requests on the Unix socket `<dir>/control.sock`, and
 //! tears everything down on SIGTERM or SIGINT.
 
@@ -12,8 +13,8 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 use fluxbootstrap_test::{
-    ControlPlane, FakeControllerOptions, FakeControllers, GitServer, ReleaseServer,
-    flux_bundle_tar_gz,
+    ControlPlane, FakeControllerOptions, FakeControllers, GitServer, ReleaseServer, Workloads,
+    flux_bundle_tar_gz, missing_flux_binaries,
 };
 
 /// Organization, project and repository of the sandbox's first empty repository.
@@ -37,14 +38,36 @@ fn main() {
     log("starting the git server");
     let git = GitServer::start();
     let repo = git.create_repo(ORG, PROJECT, REPO);
-    log("starting the control plane (two clusters)");
-    let cluster = ControlPlane::start();
-    log("starting the fake controllers");
-    let controllers = FakeControllers::start(FakeControllerOptions {
-        kubeconfig: cluster.kubeconfig().to_owned(),
-        context: cluster.admin_context().to_owned(),
-        azure_token: Some(git.bearer_token().to_owned()),
-    });
+    let real_bundle = std::env::var_os("FLUXBOOTSTRAP_FLUX_MANIFESTS")
+        .map(PathBuf::from)
+        .is_some_and(|d| d.join("v2.9.4/source-controller.yaml").is_file());
+    let (cluster, controllers) = match (real_bundle, missing_flux_binaries()) {
+        (true, None) => {
+            log("starting the control plane (two clusters, each with the real Flux controllers)");
+            let cluster = ControlPlane::start_with_workloads(&Workloads {
+                trusted_ca_file: Some(git.ca_file().to_owned()),
+            });
+            (cluster, None)
+        }
+        (real_bundle, missing) => {
+            log(&format!(
+                "the real Flux controllers cannot run here ({}), so the first cluster gets the \
+                 fake controllers and the second none",
+                if real_bundle {
+                    missing.unwrap_or_default()
+                } else {
+                    "FLUXBOOTSTRAP_FLUX_MANIFESTS has no v2.9.4 bundle".to_owned()
+                }
+            ));
+            let cluster = ControlPlane::start();
+            let controllers = FakeControllers::start(FakeControllerOptions {
+                kubeconfig: cluster.kubeconfig().to_owned(),
+                context: cluster.admin_context().to_owned(),
+                azure_token: Some(git.bearer_token().to_owned()),
+            });
+            (cluster, Some(controllers))
+        }
+    };
 
     log("starting the release server");
     let releases = ReleaseServer::start();

@@ -85,7 +85,13 @@ impl Env {
                 cmd.env_remove(&key);
             }
         }
-        cmd.env("KUBECONFIG", self.control_plane.kubeconfig())
+        // A kubectl user has kubectl: the harness's own comes first on PATH.
+        let path = std::env::join_paths(std::iter::once(ControlPlane::bin_dir()).chain(
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+        ))
+        .expect("PATH entries contain no separator");
+        cmd.env("PATH", path)
+            .env("KUBECONFIG", self.control_plane.kubeconfig())
             .env("FLUXBOOTSTRAP_RELEASES_URL", self.releases.base_url())
             .env("XDG_CACHE_HOME", self.cache.path())
             .env("NO_COLOR", "1")

@@ -7,4 +7,6 @@ mod bootstrap;
 mod cli;
 mod context;
 mod fleet;
+mod flux_peer;
 mod guards;
+mod real_flux;
