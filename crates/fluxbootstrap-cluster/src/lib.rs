@@ -40,5 +40,6 @@ pub use preflight::{
     ExistingInstall, GITREPOSITORY_CRD, MIN_KUBERNETES, PreflightReport, PreflightRequest,
     normalize_path,
 };
+pub use secret::DOCKER_CONFIG_JSON;
 pub use uninstall::{UninstallOptions, UninstallReport, UninstallReporter};
 pub use wait::{KustomizationInfo, RECONCILE_ANNOTATION, WaitReporter, WaitSpec, WaitTarget};

@@ -19,12 +19,29 @@ use crate::object::Change;
 /// The field manager flux's client writes the Secret with (its binary name).
 const FIELD_MANAGER: &str = "flux";
 
+/// The `type` of a dockerconfigjson pull Secret.
+pub const DOCKER_CONFIG_JSON: &str = "kubernetes.io/dockerconfigjson";
+
 impl Cluster {
     /// Creates or replaces Secret `namespace/name` so that its data is exactly `data`.
     pub async fn reconcile_secret(
         &self,
         namespace: &str,
         name: &str,
+        data: BTreeMap<String, SecretBytes>,
+        dry_run: bool,
+    ) -> Result<Change, ClusterError> {
+        self.reconcile_typed_secret(namespace, name, None, data, dry_run)
+            .await
+    }
+
+    /// [`Cluster::reconcile_secret`] for a Secret of `type_` (e.g. [`DOCKER_CONFIG_JSON`]),
+    /// set when the Secret is created (the API server does not let it change).
+    pub async fn reconcile_typed_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+        type_: Option<&str>,
         data: BTreeMap<String, SecretBytes>,
         dry_run: bool,
     ) -> Result<Change, ClusterError> {
@@ -50,6 +67,7 @@ impl Cluster {
                         ..ObjectMeta::default()
                     },
                     data: Some(desired),
+                    type_: type_.map(str::to_owned),
                     ..Secret::default()
                 };
                 api.create(&pp, &secret)

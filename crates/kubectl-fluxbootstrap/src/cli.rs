@@ -201,6 +201,11 @@ pub(crate) struct RenderArgs {
     #[arg(long)]
     pub(crate) recurse_submodules: bool,
 
+    /// Directories of the repository the GitRepository checks out (sparse checkout); the
+    /// `--path` must be one of them
+    #[arg(long, value_delimiter = ',', value_name = "DIRS")]
+    pub(crate) sparse_checkout: Vec<String>,
+
     /// Host key algorithms the controllers offer over SSH
     #[arg(long, value_delimiter = ',', value_name = "ALGOS")]
     pub(crate) ssh_hostkey_algos: Vec<String>,
@@ -296,6 +301,17 @@ pub(crate) struct AzdoArgs {
     /// Do not ask to confirm that the public key was added to Azure DevOps
     #[arg(short = 's', long)]
     pub(crate) silent: bool,
+
+    /// Registry credentials `USER:PASSWORD` for the `--image-pull-secret` Secret, which bootstrap
+    /// then creates like flux (prefer `FLUXBOOTSTRAP_REGISTRY_CREDS` to the flag)
+    #[arg(
+        long,
+        env = "FLUXBOOTSTRAP_REGISTRY_CREDS",
+        hide_env_values = true,
+        value_name = "USER:PASSWORD",
+        value_parser = parse_registry_creds
+    )]
+    pub(crate) registry_creds: Option<RegistryCreds>,
 
     /// Commit author name
     #[arg(long, default_value = "Flux")]
@@ -393,6 +409,24 @@ pub(crate) struct UninstallArgs {
     /// Do not ask for confirmation
     #[arg(short = 's', long)]
     pub(crate) silent: bool,
+}
+
+/// `--registry-creds`: the user and the password (kept secret) of a container registry.
+#[derive(Debug, Clone)]
+pub(crate) struct RegistryCreds {
+    pub(crate) username: String,
+    pub(crate) password: fluxbootstrap_auth::SecretString,
+}
+
+/// `user:password`, exactly one `:` as flux requires; the error never echoes the value.
+fn parse_registry_creds(value: &str) -> Result<RegistryCreds, String> {
+    match value.split(':').collect::<Vec<_>>().as_slice() {
+        [user, password] => Ok(RegistryCreds {
+            username: (*user).to_owned(),
+            password: fluxbootstrap_auth::SecretString::new((*password).to_owned()),
+        }),
+        _ => Err("expected `USER:PASSWORD` with exactly one `:`".to_owned()),
+    }
 }
 
 #[derive(Debug, Args)]

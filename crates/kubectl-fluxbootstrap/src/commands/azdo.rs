@@ -67,6 +67,8 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
     })?;
     let paths = RepoPaths::new(&args.render.path, namespace)?;
     let install = shared::install_options(&args.render, namespace)?;
+    let sync_yaml = shared::render_sync(&args.render, namespace, &paths, &repo, &mode)?;
+    let pull_secret = shared::image_pull_secret(args)?;
     let ca_pem = shared::read_ca_file(args.repo.ca_file.as_deref())?;
     let private_key = shared::read_private_key(args.private_key_file.as_deref())?;
     let push_auth =
@@ -159,7 +161,6 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
     };
     // What the Kustomization will own, built like flux: with the user's kustomization.yaml
     // (and its patches) when the folder has one.
-    let sync_yaml = shared::render_sync(&args.render, namespace, &paths, &repo, &mode)?;
     let kustomization_file = paths.kustomization_file();
     let existing_kustomization = checkout.read_file(&kustomization_file)?;
     let flux_system = shared::flux_system_objects(
@@ -186,6 +187,20 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
         summary.count(&report);
         printer.success("installed components");
         summary.timings.push(("install", step.elapsed()));
+    }
+    // The image pull Secret of `--registry-creds`, as flux creates it after the install.
+    if let Some(pull_secret) = &pull_secret {
+        let change =
+            shared::reconcile_image_pull_secret(&cluster, namespace, pull_secret, args.dry_run)
+                .await?;
+        let name = &pull_secret.0;
+        if change != Change::Unchanged && !args.dry_run {
+            summary.writes += 1;
+        }
+        printer.success(format_args!(
+            "reconciled image pull secret {name} ({})",
+            change_word(change)
+        ));
     }
     printer.success("reconciled components");
 

@@ -134,6 +134,10 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
     })?;
     let targets = select_targets(args, global)?;
     let install = shared::install_options(&args.render, namespace)?;
+    for target in &targets {
+        shared::render_sync(&args.render, namespace, &target.paths, &repo, &mode)?;
+    }
+    shared::image_pull_secret(args)?;
     let ca_pem = shared::read_ca_file(args.repo.ca_file.as_deref())?;
     let private_key = shared::read_private_key(args.private_key_file.as_deref())?;
     let push_auth =
@@ -241,6 +245,7 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
             step = Instant::now();
             // Each cluster's install, Secret, apply and waits, at most `--parallel` at a time.
             let shared_job = Arc::new(JobShared {
+                pull_secret: shared::image_pull_secret(args)?,
                 namespace: namespace.to_owned(),
                 secret_name: args.render.secret_name.clone(),
                 dry_run: args.dry_run,
@@ -859,6 +864,11 @@ async fn preflight_all(
 
 /// What every cluster task shares.
 struct JobShared {
+    /// The `--registry-creds` pull Secret, as (name, data).
+    pull_secret: Option<(
+        String,
+        std::collections::BTreeMap<String, fluxbootstrap_auth::SecretBytes>,
+    )>,
     namespace: String,
     secret_name: String,
     dry_run: bool,
@@ -906,6 +916,18 @@ async fn converge(
         printer.success(format_args!("{context}: installed components"));
     }
 
+    if let Some(pull_secret) = &job.pull_secret {
+        let change =
+            shared::reconcile_image_pull_secret(cluster, namespace, pull_secret, job.dry_run)
+                .await?;
+        let name = &pull_secret.0;
+        counts.secret_changed |= change != Change::Unchanged && !job.dry_run;
+        printer.success(format_args!(
+            "{context}: reconciled image pull secret {name} ({})",
+            change_word(change)
+        ));
+    }
+
     if let Some(data) = &item.secret {
         let name = &job.secret_name;
         if job.dry_run {
@@ -922,7 +944,7 @@ async fn converge(
                 .reconcile_secret(namespace, name, data.clone(), false)
                 .await
                 .context("failed to reconcile the source secret")?;
-            counts.secret_changed = change != Change::Unchanged;
+            counts.secret_changed |= change != Change::Unchanged;
             printer.success(format_args!(
                 "{context}: reconciled source secret ({})",
                 change_word(change)

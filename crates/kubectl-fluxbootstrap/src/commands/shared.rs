@@ -17,7 +17,7 @@ use fluxbootstrap_git::RemoteAuth;
 use fluxbootstrap_manifests::{Bundle, InstallOptions, KustomizationPatches, SyncOptions};
 use fluxbootstrap_release::ReleaseSource;
 
-use crate::cli::{AzdoArgs, GlobalArgs, RenderArgs, RepoArgs};
+use crate::cli::{AzdoArgs, GlobalArgs, RegistryCreds, RenderArgs, RepoArgs};
 use crate::duration::format_go_duration;
 use crate::error::Hinted;
 use crate::git_mode::GitMode;
@@ -604,10 +604,120 @@ pub(crate) fn render_sync(
         interval: format_go_duration(render.interval),
         secret_name: (!matches!(mode, GitMode::AzureProvider)).then(|| render.secret_name.clone()),
         recurse_submodules: render.recurse_submodules,
-        sparse_checkout: Vec::new(),
+        sparse_checkout: sparse_checkout(render, paths)?,
         provider: matches!(mode, GitMode::AzureProvider).then(|| "azure".to_owned()),
     };
     Ok(fluxbootstrap_manifests::render_sync(&options))
+}
+
+/// flux's `.dockerconfigjson` for `--registry-creds`: `{"auths":{<registry>:{"username",
+/// "password","auth"}}}` as Go's `json.Marshal` prints it (field order, `omitempty`, HTML
+/// characters escaped), so the Secret is byte-identical to flux's.
+pub(crate) fn docker_config_json(registry: &str, creds: &RegistryCreds) -> SecretBytes {
+    use base64::Engine as _;
+    let go_string = |text: &str| {
+        serde_json::to_string(text)
+            .expect("a string serializes")
+            .replace('<', "\\u003c")
+            .replace('>', "\\u003e")
+            .replace('&', "\\u0026")
+            .replace('\u{2028}', "\\u2028")
+            .replace('\u{2029}', "\\u2029")
+    };
+    let password = creds.password.expose_secret();
+    let auth =
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{password}", creds.username));
+    let mut entry = Vec::new();
+    if !creds.username.is_empty() {
+        entry.push(format!("\"username\":{}", go_string(&creds.username)));
+    }
+    if !password.is_empty() {
+        entry.push(format!("\"password\":{}", go_string(password)));
+    }
+    entry.push(format!("\"auth\":{}", go_string(&auth)));
+    SecretBytes::new(
+        format!(
+            "{{\"auths\":{{{}:{{{}}}}}}}",
+            go_string(registry),
+            entry.join(",")
+        )
+        .into_bytes(),
+    )
+}
+
+/// The `--image-pull-secret` Secret `--registry-creds` asks for, as (name, data); `None`
+/// without credentials. Refused without `--image-pull-secret`, before anything changes.
+pub(crate) fn image_pull_secret(
+    args: &AzdoArgs,
+) -> Result<Option<(String, BTreeMap<String, SecretBytes>)>> {
+    let Some(creds) = &args.registry_creds else {
+        return Ok(None);
+    };
+    let Some(name) = &args.render.image_pull_secret else {
+        bail!(Hinted::new(
+            "`--registry-creds` needs `--image-pull-secret`",
+            "name the Secret the controllers pull with, e.g. `--image-pull-secret flux-registry`",
+        ));
+    };
+    let data = BTreeMap::from([(
+        ".dockerconfigjson".to_owned(),
+        docker_config_json(&args.render.registry, creds),
+    )]);
+    Ok(Some((name.clone(), data)))
+}
+
+/// Creates or updates the image pull Secret like flux's `reconcileImagePullSecret` (a dry
+/// run only compares).
+pub(crate) async fn reconcile_image_pull_secret(
+    cluster: &Cluster,
+    namespace: &str,
+    (name, data): &(String, BTreeMap<String, SecretBytes>),
+    dry_run: bool,
+) -> Result<Change> {
+    if dry_run {
+        return Ok(match cluster.get_secret(namespace, name).await? {
+            Some(live) if live == *data => Change::Unchanged,
+            Some(_) => Change::Configured,
+            None => Change::Created,
+        });
+    }
+    cluster
+        .reconcile_typed_secret(
+            namespace,
+            name,
+            Some(fluxbootstrap_cluster::DOCKER_CONFIG_JSON),
+            data.clone(),
+            false,
+        )
+        .await
+        .context("failed to reconcile the image pull secret")
+}
+
+/// `--sparse-checkout` as given (flux writes the list unchanged), refused when `--path` is not
+/// one of its directories: Flux could not build a path it did not check out.
+fn sparse_checkout(render: &RenderArgs, paths: &RepoPaths) -> Result<Vec<String>, Hinted> {
+    let dirs: Vec<String> = render
+        .sparse_checkout
+        .iter()
+        .map(|d| d.trim().to_owned())
+        .filter(|d| !d.is_empty())
+        .collect();
+    if dirs.is_empty() {
+        return Ok(dirs);
+    }
+    let clean = |p: &str| p.trim_start_matches("./").trim_end_matches('/').to_owned();
+    let path = clean(&paths.sync_path());
+    if !dirs.iter().any(|d| clean(d) == path) {
+        return Err(Hinted::new(
+            format!(
+                "`--path {}` is not one of the `--sparse-checkout` directories ({})",
+                render.path,
+                dirs.join(", ")
+            ),
+            format!("add it, e.g. `--sparse-checkout {},{path}`", dirs.join(",")),
+        ));
+    }
+    Ok(dirs)
 }
 
 /// The Secret for the mode, or `None` when it is to be kept as it is (or there is none).
