@@ -22,6 +22,7 @@ mod known_hosts;
 mod pat;
 mod secret;
 mod ssh_key;
+mod ssh_signature;
 
 pub use azure_cli::{
     AZURE_DEVOPS_RESOURCE, EntraToken, azure_cli_token, azure_cli_token_with_path,
@@ -38,3 +39,4 @@ pub use ssh_key::{
     EcdsaCurve, KeyAlgorithm, KeyError, SshKeyPair, generate, generate_ecdsa, generate_ed25519,
     generate_rsa, load_private_key, write_private_file,
 };
+pub use ssh_signature::{GIT_NAMESPACE, sign_sshsig};

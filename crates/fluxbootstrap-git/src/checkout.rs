@@ -31,11 +31,19 @@ impl Default for Author {
     }
 }
 
+/// Signs commits: the armored signature (SSH, or `OpenPGP`) of a raw commit object, which
+/// becomes its `gpgsig` header, as `git commit -S` writes it.
+pub trait CommitSigner: Send + Sync {
+    /// The signature of `raw_commit`, or why it could not be made (without secrets).
+    fn sign(&self, raw_commit: &[u8]) -> Result<String, String>;
+}
+
 /// A clone of one branch in a private temporary directory, removed on drop (also when an
 /// operation failed half-way or the caller unwinds).
 pub struct Checkout {
     // Field order matters: the repository handle closes before the directory is removed.
     repo: Repository,
+    signer: Option<Box<dyn CommitSigner>>,
     remote: RemoteOptions,
     branch: String,
     empty_remote: bool,
@@ -99,6 +107,7 @@ impl Checkout {
         let advertised = fetch(&repo, &session, branch, reporter)?;
         let checkout = Checkout {
             repo,
+            signer: None,
             remote: remote.clone(),
             branch: branch.to_owned(),
             empty_remote: advertised.heads.is_empty(),
@@ -133,6 +142,11 @@ impl Checkout {
         };
         checkout.reset_to(start)?;
         Ok(checkout)
+    }
+
+    /// Signs every commit made from now on with `signer`.
+    pub fn sign_commits_with(&mut self, signer: Box<dyn CommitSigner>) {
+        self.signer = Some(signer);
     }
 
     /// The sha of `HEAD`, `None` while the branch is unborn (empty remote, nothing committed).
@@ -286,7 +300,13 @@ impl Checkout {
         if parent_tree.unwrap_or(empty_tree) == tree {
             return Ok(None);
         }
-        let raw = raw_commit(tree, parent, message, author)?;
+        let mut raw = raw_commit(tree, parent, message, author)?;
+        if let Some(signer) = &self.signer {
+            let signature = signer
+                .sign(&raw)
+                .map_err(|message| GitError::Sign { message })?;
+            raw = with_signature(&raw, &signature);
+        }
         let odb = self.repo.odb().map_err(local("open the object database"))?;
         let commit = odb
             .write(ObjectType::Commit, &raw)
@@ -467,6 +487,21 @@ fn raw_commit(
     let parent = parent.map(|p| format!("parent {p}\n")).unwrap_or_default();
     let raw = format!("tree {tree}\n{parent}author {ident}\ncommitter {ident}\n\n{message}");
     Ok(raw.into_bytes())
+}
+
+/// `raw` with a `gpgsig` header after the committer line, continuation lines indented by a
+/// space, as git writes signed commits.
+fn with_signature(raw: &[u8], signature: &str) -> Vec<u8> {
+    let split = raw
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .map_or(raw.len(), |i| i + 1);
+    let mut out = raw[..split].to_vec();
+    out.extend_from_slice(b"gpgsig ");
+    out.extend_from_slice(signature.trim_end().replace('\n', "\n ").as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(&raw[split..]);
+    out
 }
 
 fn local(operation: &'static str) -> impl Fn(git2::Error) -> GitError {

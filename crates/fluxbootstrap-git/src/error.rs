@@ -185,6 +185,12 @@ pub enum GitError {
         /// Author e-mail.
         email: String,
     },
+    /// The commit signer failed (its message names the key, never its content).
+    #[error("Failed to sign the commit: {message}")]
+    Sign {
+        /// The signer's error.
+        message: String,
+    },
     /// A local repository operation failed.
     #[error("Failed to {operation} in the local checkout")]
     Local {

@@ -36,7 +36,7 @@ mod session;
 mod tls;
 mod url;
 
-pub use checkout::{Author, Checkout};
+pub use checkout::{Author, Checkout, CommitSigner};
 pub use error::GitError;
 pub use remote::{RemoteAuth, RemoteOptions, ls_remote};
 pub use reporter::{NoReporter, Phase, Reporter};

@@ -302,6 +302,29 @@ pub(crate) struct AzdoArgs {
     #[arg(short = 's', long)]
     pub(crate) silent: bool,
 
+    /// SSH private key that signs the commits (`git log --show-signature` with
+    /// `gpg.format=ssh`)
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "ssh_signing_reuse_private_key"
+    )]
+    pub(crate) ssh_signing_key_file: Option<PathBuf>,
+
+    /// Passphrase of `--ssh-signing-key-file` (prefer `FLUXBOOTSTRAP_SSH_SIGNING_PASSWORD`)
+    #[arg(
+        long,
+        alias = "ssh-signing-passphrase",
+        env = "FLUXBOOTSTRAP_SSH_SIGNING_PASSWORD",
+        hide_env_values = true,
+        value_name = "PASSPHRASE"
+    )]
+    pub(crate) ssh_signing_password: Option<String>,
+
+    /// Sign the commits with the SSH transport key (`--private-key-file`)
+    #[arg(long, requires = "private_key_file")]
+    pub(crate) ssh_signing_reuse_private_key: bool,
+
     /// Registry credentials `USER:PASSWORD` for the `--image-pull-secret` Secret, which bootstrap
     /// then creates like flux (prefer `FLUXBOOTSTRAP_REGISTRY_CREDS` to the flag)
     #[arg(

@@ -842,15 +842,55 @@ pub(crate) async fn clone_repository(
         ca_file: args.repo.ca_file.clone(),
         timeout: Duration::from_secs(30),
     };
+    let signer = commit_signer(args, push_auth)?;
     let branch = args.render.branch.clone();
     let create_branch = args.create_branch;
     let _spinner = printer.progress("cloning");
-    tokio::task::spawn_blocking(move || {
+    let mut checkout = tokio::task::spawn_blocking(move || {
         fluxbootstrap_git::Checkout::clone(&remote, &branch, create_branch, &GitPrinter)
     })
     .await
-    .context("the clone task failed")?
-    .map_err(Into::into)
+    .context("the clone task failed")??;
+    if let Some(key) = signer {
+        checkout.sign_commits_with(Box::new(SshCommitSigner(key)));
+    }
+    Ok(checkout)
+}
+
+/// Signs commits with an SSH key, as `git -c gpg.format=ssh commit -S` and flux's
+/// `--ssh-signing-*` flags do.
+struct SshCommitSigner(SshKeyPair);
+
+impl fluxbootstrap_git::CommitSigner for SshCommitSigner {
+    fn sign(&self, raw_commit: &[u8]) -> Result<String, String> {
+        fluxbootstrap_auth::sign_sshsig(&self.0, fluxbootstrap_auth::GIT_NAMESPACE, raw_commit)
+            .map_err(|e| format!("{e} ({})", self.0.fingerprint))
+    }
+}
+
+/// The key of `--ssh-signing-key-file` (decrypted with `--ssh-signing-password`), or the
+/// transport key with `--ssh-signing-reuse-private-key`; `None` when commits are not signed.
+fn commit_signer(args: &AzdoArgs, push: &PushAuth) -> Result<Option<SshKeyPair>> {
+    if args.ssh_signing_reuse_private_key {
+        return push.key.clone().map(Some).ok_or_else(|| {
+            Hinted::new(
+                "`--ssh-signing-reuse-private-key` needs the SSH transport key",
+                "pass `--private-key-file` with an SSH URL, or sign with `--ssh-signing-key-file`",
+            )
+            .into()
+        });
+    }
+    let Some(path) = &args.ssh_signing_key_file else {
+        return Ok(None);
+    };
+    let text = read_private_key(Some(path))?.expect("a path was given");
+    let passphrase = args
+        .ssh_signing_password
+        .as_ref()
+        .map(|p| SecretString::new(p.clone()));
+    fluxbootstrap_auth::load_private_key(&text, passphrase.as_ref())
+        .map(Some)
+        .with_context(|| format!("failed to load the SSH signing key `{}`", path.display()))
 }
 
 /// The commit author and the `--commit-message-appendix` suffix (`\n\n<appendix>` or empty).
