@@ -51,6 +51,8 @@ pub struct ControlPlane {
     workload_controllers: Mutex<Vec<Child>>,
     /// The process kubelet of each cluster (with workloads only).
     kubelets: Vec<crate::kubelet::Kubelet>,
+    /// The `ServiceAccount` token signing key's public half (both clusters share it).
+    sa_public_key: Vec<u8>,
     /// Set when startup failed, so the logs named in the panic message survive the drop.
     keep_dir: bool,
 }
@@ -60,6 +62,9 @@ pub struct ControlPlane {
 pub struct Workloads {
     /// The CA every pod trusts as its system trust store (e.g. [`crate::GitServer::ca_file`]).
     pub trusted_ca_file: Option<PathBuf>,
+    /// Where Azure workload identity's authority host is served (e.g. the git server's
+    /// Entra stand-in), for pods that use workload identity.
+    pub identity: Option<crate::kubelet::IdentityEndpoint>,
 }
 
 /// One kube-apiserver process, restartable with the same flags.
@@ -117,6 +122,20 @@ impl ControlPlane {
     /// The directory holding this control plane's files and logs.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Each cluster's `ServiceAccount` token issuer with the public key that signs its tokens
+    /// (an uncompressed P-256 point), for an identity provider to trust.
+    pub fn service_account_issuers(&self) -> Vec<(String, Vec<u8>)> {
+        [self.first.port, self.second.port]
+            .into_iter()
+            .map(|port| {
+                (
+                    format!("https://127.0.0.1:{port}/"),
+                    self.sa_public_key.clone(),
+                )
+            })
+            .collect()
     }
 
     /// The kubeconfig with the contexts `admin` (current), `nonadmin` and `second`.
@@ -348,6 +367,7 @@ impl ControlPlane {
             dir,
             workload_controllers: Mutex::new(Vec::new()),
             kubelets: Vec::new(),
+            sa_public_key: certs.sa_public_key.clone(),
             keep_dir: false,
         };
         let startup = (|| {
@@ -429,6 +449,7 @@ impl ControlPlane {
                 node_name: format!("node-{context}"),
                 binaries: binaries.clone(),
                 trusted_ca_file: workloads.trusted_ca_file.clone(),
+                identity: workloads.identity.clone(),
                 work_dir: self.dir.join(format!("kubelet-{context}")),
             })?;
             self.kubelets.push(kubelet);

@@ -8,6 +8,7 @@
 //! 401/203 answers on bad credentials, 403 on pushes with a read-only PAT, RSA-only SSH keys with
 //! SHA-2 signatures.
 
+mod entra;
 mod http;
 mod process;
 mod rest;
@@ -204,6 +205,40 @@ impl GitServer {
             Access::Full
         };
         self.state.add_pat(pat, access);
+    }
+
+    /// Trust `ServiceAccount` tokens of `issuer` (a cluster's `--service-account-issuer`) signed
+    /// by `public_key` (an uncompressed P-256 point) in the Entra stand-in.
+    pub fn trust_issuer(&self, issuer: &str, public_key: Vec<u8>) {
+        self.state
+            .federation
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .trust_issuer(issuer, public_key);
+    }
+
+    /// A federated credential of app `client_id`: tokens of `issuer` for `subject` (e.g.
+    /// `system:serviceaccount:flux-system:source-controller`) may be exchanged for it.
+    pub fn add_federated_credential(&self, issuer: &str, subject: &str, client_id: &str) {
+        self.state
+            .federation
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .add_credential(issuer, subject, client_id);
+    }
+
+    /// Requests the Entra stand-in did not understand (each also logged on stderr).
+    pub fn unknown_entra_requests(&self) -> Vec<String> {
+        self.state
+            .federation
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unknown_requests()
+    }
+
+    /// The loopback port of the HTTPS endpoint (which also answers as the Entra authority).
+    pub fn https_port(&self) -> u16 {
+        self.state.https_port
     }
 
     /// Stop accepting `pat` (as if it expired or was revoked).

@@ -49,6 +49,17 @@ const PROCESSLESS_FLUX_IMAGES: &[&str] = &[
     "source-watcher",
 ];
 
+/// Where Azure workload identity's authority host (`login.microsoftonline.com`) is served,
+/// and the tenant the workload-identity webhook defaults to.
+#[derive(Clone, Debug)]
+pub struct IdentityEndpoint {
+    /// Loopback HTTPS port answering for the authority host (its certificate is trusted
+    /// through [`KubeletOptions::trusted_ca_file`]).
+    pub https_port: u16,
+    /// `AZURE_TENANT_ID` when the `ServiceAccount` names none.
+    pub default_tenant_id: String,
+}
+
 /// What a kubelet needs to run.
 #[derive(Clone, Debug)]
 pub struct KubeletOptions {
@@ -65,6 +76,8 @@ pub struct KubeletOptions {
     pub binaries: BTreeMap<String, (PathBuf, String)>,
     /// The cluster's "system trust store" (`SSL_CERT_FILE` of every process).
     pub trusted_ca_file: Option<PathBuf>,
+    /// Azure workload identity, injected like its mutating webhook does.
+    pub identity: Option<IdentityEndpoint>,
     /// Where pods keep their files and logs.
     pub work_dir: PathBuf,
 }
@@ -73,6 +86,7 @@ pub struct KubeletOptions {
 pub struct Kubelet {
     task: tokio::task::AbortHandle,
     sink: tokio::task::AbortHandle,
+    egress: Option<tokio::task::AbortHandle>,
     pods: Arc<Mutex<HashMap<String, PodHandle>>>,
     work_dir: PathBuf,
 }
@@ -93,10 +107,25 @@ impl Kubelet {
             runtime::block_on(async { tokio::net::TcpListener::bind("127.0.0.1:0").await })
                 .map_err(|e| format!("cannot bind the event sink: {e}"))?;
         let events_port = events.local_addr().map_err(|e| e.to_string())?.port();
+        let egress = match &opts.identity {
+            Some(identity) => {
+                let listener =
+                    runtime::block_on(async { tokio::net::TcpListener::bind("127.0.0.1:0").await })
+                        .map_err(|e| format!("cannot bind the egress proxy: {e}"))?;
+                let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+                let log = opts.work_dir.join("egress-proxy.log");
+                let task = runtime::runtime()
+                    .spawn(egress_proxy(listener, identity.https_port, log))
+                    .abort_handle();
+                Some((port, task))
+            }
+            None => None,
+        };
         let ctx = Arc::new(Ctx {
             client,
             opts,
             events_port,
+            egress_port: egress.as_ref().map(|(port, _)| *port),
             services: Mutex::default(),
             pods: pods.clone(),
         });
@@ -105,6 +134,7 @@ impl Kubelet {
         Ok(Kubelet {
             task,
             sink,
+            egress: egress.map(|(_, task)| task),
             pods,
             work_dir,
         })
@@ -144,6 +174,9 @@ impl Drop for Kubelet {
     fn drop(&mut self) {
         self.task.abort();
         self.sink.abort();
+        if let Some(egress) = &self.egress {
+            egress.abort();
+        }
         let pods: Vec<PodHandle> = self
             .pods
             .lock()
@@ -165,6 +198,8 @@ struct Ctx {
     opts: KubeletOptions,
     /// Loopback port of the event sink standing in for notification-controller's receiver.
     events_port: u16,
+    /// The egress proxy's port (with workload identity): it tunnels only the authority host.
+    egress_port: Option<u16>,
     /// Service names (advertised addresses) → their stable forwarding port and current backend.
     services: Mutex<HashMap<String, (u16, Arc<std::sync::atomic::AtomicU16>)>>,
     pods: Arc<Mutex<HashMap<String, PodHandle>>>,
@@ -669,7 +704,147 @@ async fn prepare(
         spec.env
             .insert("SSL_CERT_FILE".to_owned(), ca.display().to_string());
     }
+    inject_workload_identity(ctx, pod, &dir, &mut spec.env).await?;
     Ok(spec)
+}
+
+/// What the Azure workload-identity webhook injects into a pod labelled
+/// `azure.workload.identity/use: "true"` whose `ServiceAccount` has a client id: the client and
+/// tenant ids, the authority host, and a projected `ServiceAccount` token for audience
+/// `api://AzureADTokenExchange`. The authority host is reached through the kubelet's egress
+/// proxy (`HTTPS_PROXY`, unless the pod sets its own), which tunnels only that host.
+async fn inject_workload_identity(
+    ctx: &Ctx,
+    pod: &Pod,
+    dir: &Path,
+    env: &mut BTreeMap<String, String>,
+) -> Result<(), String> {
+    let (Some(identity), Some(egress)) = (&ctx.opts.identity, ctx.egress_port) else {
+        return Ok(());
+    };
+    let uses = pod
+        .labels()
+        .get("azure.workload.identity/use")
+        .is_some_and(|v| v == "true");
+    if !uses {
+        return Ok(());
+    }
+    let namespace = pod.namespace().unwrap_or_default();
+    let account_name = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.service_account_name.clone())
+        .unwrap_or_else(|| "default".to_owned());
+    let accounts: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), &namespace);
+    let account = accounts
+        .get(&account_name)
+        .await
+        .map_err(|e| format!("cannot read ServiceAccount {namespace}/{account_name}: {e}"))?;
+    let annotations = account.annotations();
+    let Some(client_id) = annotations.get("azure.workload.identity/client-id") else {
+        return Ok(());
+    };
+    let tenant = annotations
+        .get("azure.workload.identity/tenant-id")
+        .cloned()
+        .unwrap_or_else(|| identity.default_tenant_id.clone());
+    let request: k8s_openapi::api::authentication::v1::TokenRequest =
+        serde_json::from_value(json!({
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {
+                "audiences": ["api://AzureADTokenExchange"],
+                "expirationSeconds": 3600,
+                "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": pod.name_any(), "uid": pod.metadata.uid},
+            },
+        }))
+        .map_err(|e| e.to_string())?;
+    let token = accounts
+        .create_token_request(&account_name, &PostParams::default(), &request)
+        .await
+        .map_err(|e| {
+            format!("cannot get an Azure federated token for {namespace}/{account_name}: {e}")
+        })?
+        .status
+        .and_then(|s| s.token)
+        .ok_or_else(|| "the federated TokenRequest returned no token".to_owned())?;
+    let token_file = container::mounted(dir, "/var/run/secrets/azure/tokens/azure-identity-token");
+    if let Some(parent) = token_file.parent() {
+        fs_err::create_dir_all(parent).map_err(|e| e.to_string())?;
+    }
+    fs_err::write(&token_file, token).map_err(|e| e.to_string())?;
+    env.insert("AZURE_CLIENT_ID".to_owned(), client_id.clone());
+    env.insert("AZURE_TENANT_ID".to_owned(), tenant);
+    env.insert(
+        "AZURE_FEDERATED_TOKEN_FILE".to_owned(),
+        token_file.display().to_string(),
+    );
+    env.insert(
+        "AZURE_AUTHORITY_HOST".to_owned(),
+        "https://login.microsoftonline.com/".to_owned(),
+    );
+    if !env.keys().any(|k| k.eq_ignore_ascii_case("https_proxy")) {
+        env.insert(
+            "HTTPS_PROXY".to_owned(),
+            format!("http://127.0.0.1:{egress}"),
+        );
+    }
+    Ok(())
+}
+
+/// An HTTP `CONNECT` proxy that tunnels `login.microsoftonline.com:443` to the identity
+/// endpoint and refuses (403, logged in `log`) every other host: nothing leaves loopback.
+async fn egress_proxy(listener: tokio::net::TcpListener, identity_port: u16, log: PathBuf) {
+    use std::io::Write as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    while let Ok((mut inbound, _)) = listener.accept().await {
+        let log = log.clone();
+        tokio::spawn(async move {
+            let mut head = Vec::new();
+            let mut buf = [0_u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match inbound.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+                if head.len() > 16 * 1024 {
+                    return;
+                }
+            }
+            let text = String::from_utf8_lossy(&head).into_owned();
+            let request_line = text.lines().next().unwrap_or_default().to_owned();
+            let target = request_line
+                .strip_prefix("CONNECT ")
+                .and_then(|rest| rest.split_whitespace().next())
+                .unwrap_or_default();
+            if target != "login.microsoftonline.com:443" {
+                if let Ok(mut file) = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                {
+                    let _ = writeln!(file, "refused: {request_line}");
+                }
+                let _ = inbound
+                    .write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+                    .await;
+                return;
+            }
+            let Ok(mut outbound) =
+                tokio::net::TcpStream::connect(("127.0.0.1", identity_port)).await
+            else {
+                return;
+            };
+            if inbound
+                .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+        });
+    }
 }
 
 /// The `ConfigMaps` and `Secrets` a container's environment refers to, by (kind, name).
@@ -748,7 +923,7 @@ async fn write_kubeconfig(ctx: &Ctx, pod: &Pod, dir: &Path) -> Result<PathBuf, S
         .await
         .map_err(|e| format!("cannot get a token for ServiceAccount {namespace}/{account}: {e}"))?
         .status
-        .map(|s| s.token)
+        .and_then(|s| s.token)
         .ok_or_else(|| format!("the TokenRequest for {namespace}/{account} returned no token"))?;
     let config = json!({
         "apiVersion": "v1",

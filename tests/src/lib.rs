@@ -18,5 +18,5 @@ pub use control_plane::{ControlPlane, Workloads};
 pub use fake_controllers::{FakeControllerOptions, FakeControllers};
 pub use flux_binaries::{flux_bin_dir, flux_cli, missing_flux_binaries};
 pub use git_server::{GitServer, Repo};
-pub use kubelet::Kubelet;
+pub use kubelet::{IdentityEndpoint, Kubelet};
 pub use release_server::{ReleaseServer, flux_bundle_tar_gz, release_path};

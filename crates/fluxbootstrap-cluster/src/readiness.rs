@@ -66,9 +66,14 @@ pub(crate) fn flux_object(
     // kustomize-controller's first reconcile leaves its CRD default of -1 while it reports
     // `Ready=False` (`ArtifactFailed`) before source-controller has an artifact.
     if int("/status/observedGeneration").unwrap_or(0) != int("/metadata/generation").unwrap_or(0) {
-        return Step::Pending(
-            "waiting for the controller to observe the latest generation".to_owned(),
-        );
+        // The last Ready condition still says why the controller is stuck (e.g. an
+        // authentication error), so a timeout can name it.
+        return Step::Pending(match condition(obj, "Ready") {
+            Some((status, reason, message)) if !message.is_empty() => format!(
+                "waiting for the controller to observe the latest generation (last Ready={status}, {reason}: {message})"
+            ),
+            _ => "waiting for the controller to observe the latest generation".to_owned(),
+        });
     }
     if let Some(token) = requested_at
         && obj

@@ -77,6 +77,7 @@ fn bench() -> Result<(), String> {
     for run in 0..RUNS {
         let plane = ControlPlane::start_with_workloads(&Workloads {
             trusted_ca_file: Some(tools.git.ca_file().to_owned()),
+            identity: None,
         });
         let (flux_repo, plugin_repo) = (
             new_repo(&tools, run, "flux"),

@@ -13,14 +13,16 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 use fluxbootstrap_test::{
-    ControlPlane, FakeControllerOptions, FakeControllers, GitServer, ReleaseServer, Workloads,
-    flux_bundle_tar_gz, missing_flux_binaries,
+    ControlPlane, FakeControllerOptions, FakeControllers, GitServer, IdentityEndpoint,
+    ReleaseServer, Workloads, flux_bundle_tar_gz, missing_flux_binaries,
 };
 
 /// Organization, project and repository of the sandbox's first empty repository.
 const ORG: &str = "sandbox";
 const PROJECT: &str = "fleet";
 const REPO: &str = "fleet-infra";
+/// The managed identity `--provider azure --azure-client-id` names in the sandbox.
+const SANDBOX_AZURE_CLIENT_ID: &str = "00000000-0000-0000-0000-0000000005a1";
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -46,7 +48,20 @@ fn main() {
             log("starting the control plane (two clusters, each with the real Flux controllers)");
             let cluster = ControlPlane::start_with_workloads(&Workloads {
                 trusted_ca_file: Some(git.ca_file().to_owned()),
+                identity: Some(IdentityEndpoint {
+                    https_port: git.https_port(),
+                    default_tenant_id: git.tenant_id().to_owned(),
+                }),
             });
+            // Workload identity: both clusters' source-controllers may act as the sandbox app.
+            for (issuer, key) in cluster.service_account_issuers() {
+                git.trust_issuer(&issuer, key);
+                git.add_federated_credential(
+                    &issuer,
+                    "system:serviceaccount:flux-system:source-controller",
+                    SANDBOX_AZURE_CLIENT_ID,
+                );
+            }
             (cluster, None)
         }
         (real_bundle, missing) => {
@@ -115,6 +130,10 @@ fn main() {
         // What `kubectl fluxbootstrap` reads instead of https://github.com.
         ("FLUXBOOTSTRAP_RELEASES_URL", releases.base_url()),
         ("FLUXBOOTSTRAP_SANDBOX_FLUX_VERSION", version.clone()),
+        (
+            "FLUXBOOTSTRAP_SANDBOX_AZURE_CLIENT_ID",
+            SANDBOX_AZURE_CLIENT_ID.to_owned(),
+        ),
     ];
     let listener = UnixListener::bind(&socket).unwrap_or_else(|e| fail(&e.to_string()));
     write_env(&env_file, &vars);

@@ -9,6 +9,8 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, 
 pub(crate) struct CertFiles {
     /// PEM of the CA that signed the serving certificate (the kubeconfig's CA).
     pub(crate) ca_pem: String,
+    /// The `ServiceAccount` token signing key's public half, an uncompressed P-256 point.
+    pub(crate) sa_public_key: Vec<u8>,
 }
 
 /// Writes `ca.crt`, `apiserver.crt`/`apiserver.key` (SANs 127.0.0.1 and localhost) and
@@ -51,5 +53,8 @@ pub(crate) fn write(dir: &Path) -> CertFiles {
         fs_err::write(&path, contents)
             .expect("writing into the control plane's directory succeeds");
     }
-    CertFiles { ca_pem }
+    CertFiles {
+        ca_pem,
+        sa_public_key: sa_key.public_key_raw().to_vec(),
+    }
 }

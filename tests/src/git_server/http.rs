@@ -50,6 +50,9 @@ pub(crate) async fn serve(listener: TcpListener, acceptor: TlsAcceptor, state: A
 }
 
 async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
+    if super::entra::is_for_authority(&req) {
+        return super::entra::handle(state, req).await;
+    }
     let Some(segments) = req
         .uri()
         .path()

@@ -69,6 +69,8 @@ pub(crate) struct State {
     pub(crate) user_id: String,
     pats: Mutex<HashMap<String, Access>>,
     catalog: Mutex<Catalog>,
+    /// The Entra stand-in's trusted issuers and federated credentials.
+    pub(crate) federation: Mutex<super::entra::Federation>,
 }
 
 impl State {
@@ -103,6 +105,7 @@ impl State {
             user_id: guid(),
             pats: Mutex::new(pats),
             catalog: Mutex::new(Catalog::default()),
+            federation: Mutex::default(),
         }
     }
 

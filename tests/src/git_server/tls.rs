@@ -41,7 +41,12 @@ impl Tls {
 
         let key = KeyPair::generate().expect("generating an ECDSA key works");
         let mut params =
-            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            // The Entra stand-in answers for the authority host on the same endpoint.
+            CertificateParams::new(vec![
+                "127.0.0.1".to_owned(),
+                "localhost".to_owned(),
+                super::entra::AUTHORITY_HOST.to_owned(),
+            ])
                 .expect("IP and DNS names are valid subject alternative names");
         params
             .distinguished_name

@@ -39,6 +39,7 @@ pub(crate) fn real_flux_cluster(env: &Env) -> Option<ControlPlane> {
     }
     Some(ControlPlane::start_with_workloads(&Workloads {
         trusted_ca_file: Some(env.ca_file().to_owned()),
+        identity: None,
     }))
 }
 
