@@ -306,10 +306,9 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
             kustomization: Some(namespace.to_owned()),
             revision: Some(revision),
             reconcile_requested_at: None,
-            timeout: global
-                .timeout
-                .saturating_sub(started.elapsed())
-                .max(Duration::from_secs(1)),
+            // The wait gets the whole `--timeout`: time spent cloning, pushing or at a
+            // prompt does not count against the controllers.
+            timeout: global.timeout,
         };
         let spinner = printer.progress("waiting for the cluster to reconcile");
         cluster

@@ -250,7 +250,6 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
                 secret_name: args.render.secret_name.clone(),
                 dry_run: args.dry_run,
                 timeout: global.timeout,
-                started,
                 revision: head.map(|h| format!("{}@sha1:{h}", args.render.branch)),
                 deployments: shared::all_components(&install),
                 printer,
@@ -873,7 +872,6 @@ struct JobShared {
     secret_name: String,
     dry_run: bool,
     timeout: Duration,
-    started: Instant,
     revision: Option<String>,
     deployments: Vec<String>,
     printer: Printer,
@@ -969,10 +967,8 @@ async fn converge(
             kustomization: Some(namespace.to_owned()),
             revision: Some(revision.clone()),
             reconcile_requested_at: None,
-            timeout: job
-                .timeout
-                .saturating_sub(job.started.elapsed())
-                .max(Duration::from_secs(1)),
+            // The whole `--timeout`, as for a single cluster.
+            timeout: job.timeout,
         };
         cluster
             .wait_ready(&spec, &reporter)
