@@ -20,6 +20,10 @@
 //!   token of the pod's `ServiceAccount`, so the controller runs with its own RBAC;
 //! - `SSL_CERT_FILE` is the harness CA, the "system trust store" of the cluster (a real
 //!   cluster trusts dev.azure.com's CA the same way).
+//!
+//! Added like a real cluster's admission would ([`super::inject_workload_identity`]): the Azure
+//! workload-identity webhook's variables and token file, and `HTTPS_PROXY` to the kubelet's
+//! egress proxy, the one way the authority host `login.microsoftonline.com` is reached here.
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
