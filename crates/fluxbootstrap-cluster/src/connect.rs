@@ -1,6 +1,8 @@
 //! Building a [`Cluster`] the way kubectl picks its cluster: `--kubeconfig`, else every file
 //! of `KUBECONFIG` merged (first file to define a name wins), else `~/.kube/config`, else the
-//! in-cluster service account. It also holds a small discovery cache keyed by apiVersion.
+//! in-cluster service account; then kubectl's connection flags (`--server`, `--token`,
+//! `--as`, ...) override the chosen context's cluster and user, as client-go's
+//! `ConfigOverrides` do. It also holds a small discovery cache keyed by apiVersion.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -29,7 +31,92 @@ pub struct KubeOptions {
     pub user: Option<String>,
     /// `--request-timeout`: per request; `None` (kubectl's `0`) means no timeout.
     pub request_timeout: Option<Duration>,
+    /// kubectl's connection flags, applied over the chosen context.
+    pub overrides: KubeOverrides,
 }
+
+/// kubectl's (and flux's) connection flags; each set one replaces the kubeconfig's value.
+#[derive(Debug, Clone, Default)]
+pub struct KubeOverrides {
+    /// `--server`: the API server URL (also without any kubeconfig).
+    pub server: Option<String>,
+    /// `--certificate-authority`: CA file for the API server's certificate.
+    pub certificate_authority: Option<PathBuf>,
+    /// `--insecure-skip-tls-verify`.
+    pub insecure_skip_tls_verify: bool,
+    /// `--tls-server-name`: the name to verify the server certificate against.
+    pub tls_server_name: Option<String>,
+    /// `--disable-compression`.
+    pub disable_compression: bool,
+    /// `--token`: a bearer token.
+    pub token: Option<fluxbootstrap_auth::SecretString>,
+    /// `--client-certificate` and `--client-key`: files for TLS client authentication.
+    pub client_certificate: Option<PathBuf>,
+    /// See `client_certificate`.
+    pub client_key: Option<PathBuf>,
+    /// `--as`, `--as-uid`, `--as-group`, `--as-user-extra key=value`: impersonation.
+    pub impersonate: Option<String>,
+    /// See `impersonate`.
+    pub impersonate_uid: Option<String>,
+    /// See `impersonate`.
+    pub impersonate_groups: Vec<String>,
+    /// See `impersonate`.
+    pub impersonate_user_extra: Vec<(String, String)>,
+}
+
+impl KubeOverrides {
+    /// Applies the set flags to `cluster` and `user`.
+    fn apply(&self, cluster: &mut kube::config::Cluster, user: &mut kube::config::AuthInfo) {
+        let path = |p: &PathBuf| p.display().to_string();
+        if let Some(server) = &self.server {
+            cluster.server = Some(server.clone());
+        }
+        if let Some(ca) = &self.certificate_authority {
+            cluster.certificate_authority = Some(path(ca));
+            cluster.certificate_authority_data = None;
+        }
+        if self.insecure_skip_tls_verify {
+            cluster.insecure_skip_tls_verify = Some(true);
+        }
+        if let Some(name) = &self.tls_server_name {
+            cluster.tls_server_name = Some(name.clone());
+        }
+        if self.disable_compression {
+            cluster.disable_compression = Some(true);
+        }
+        if let Some(token) = &self.token {
+            user.token = Some(token.expose_secret().to_owned().into());
+            user.token_file = None;
+        }
+        if let Some(cert) = &self.client_certificate {
+            user.client_certificate = Some(path(cert));
+            user.client_certificate_data = None;
+        }
+        if let Some(key) = &self.client_key {
+            user.client_key = Some(path(key));
+            user.client_key_data = None;
+        }
+        if let Some(name) = &self.impersonate {
+            user.impersonate = Some(name.clone());
+        }
+        if let Some(uid) = &self.impersonate_uid {
+            user.impersonate_uid = Some(uid.clone());
+        }
+        if !self.impersonate_groups.is_empty() {
+            user.impersonate_groups = Some(self.impersonate_groups.clone());
+        }
+        if !self.impersonate_user_extra.is_empty() {
+            let mut extra: HashMap<String, Vec<String>> = HashMap::new();
+            for (key, value) in &self.impersonate_user_extra {
+                extra.entry(key.clone()).or_default().push(value.clone());
+            }
+            user.impersonate_user_extra = Some(extra);
+        }
+    }
+}
+
+/// The context name used when `--server` stands in for a missing kubeconfig.
+const FLAGS_CONTEXT: &str = "command-line";
 
 /// A connected client with its discovery cache; cheap to clone.
 #[derive(Clone)]
@@ -71,6 +158,52 @@ impl Cluster {
         env: Option<OsString>,
     ) -> Result<Cluster, ClusterError> {
         let files = kubeconfig_files(opts, env.as_deref())?;
+        if files.is_empty()
+            && let Some(server) = &opts.overrides.server
+        {
+            // kubectl connects with `--server` (and credentials flags) alone.
+            let mut cluster = kube::config::Cluster {
+                server: Some(server.clone()),
+                ..kube::config::Cluster::default()
+            };
+            let mut user = kube::config::AuthInfo::default();
+            opts.overrides.apply(&mut cluster, &mut user);
+            let config = Kubeconfig {
+                clusters: vec![kube::config::NamedCluster {
+                    name: FLAGS_CONTEXT.to_owned(),
+                    cluster: Some(cluster),
+                    other: std::collections::BTreeMap::default(),
+                }],
+                auth_infos: vec![kube::config::NamedAuthInfo {
+                    name: FLAGS_CONTEXT.to_owned(),
+                    auth_info: Some(user),
+                    other: std::collections::BTreeMap::default(),
+                }],
+                contexts: vec![kube::config::NamedContext {
+                    name: FLAGS_CONTEXT.to_owned(),
+                    context: Some(kube::config::Context {
+                        cluster: FLAGS_CONTEXT.to_owned(),
+                        user: Some(FLAGS_CONTEXT.to_owned()),
+                        ..kube::config::Context::default()
+                    }),
+                    other: std::collections::BTreeMap::default(),
+                }],
+                current_context: Some(FLAGS_CONTEXT.to_owned()),
+                ..Kubeconfig::default()
+            };
+            let kube_opts = KubeConfigOptions {
+                context: Some(FLAGS_CONTEXT.to_owned()),
+                ..KubeConfigOptions::default()
+            };
+            let config = kube::Config::from_custom_kubeconfig(config, &kube_opts)
+                .await
+                .map_err(|source| ClusterError::InvalidContext {
+                    context: FLAGS_CONTEXT.to_owned(),
+                    file: PathBuf::from("--server"),
+                    source,
+                })?;
+            return Self::from_config(config, server.clone(), opts.request_timeout);
+        }
         if files.is_empty() {
             if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
                 let config = kube::Config::incluster()
@@ -123,6 +256,7 @@ impl Cluster {
                 files: files_text,
             });
         };
+        apply_overrides(&mut merged, &context, opts);
         let kube_opts = KubeConfigOptions {
             context: Some(context.clone()),
             cluster: opts.cluster.clone(),
@@ -305,6 +439,50 @@ pub(crate) const KUSTOMIZATION: FixedResource = FixedResource {
 
 /// The files kubectl would read, in precedence order, skipping missing `KUBECONFIG` entries
 /// (as client-go does); an explicit `--kubeconfig` must exist.
+/// Applies the connection flags to the cluster and user `context` resolves to (after
+/// `--cluster` and `--user`), creating them when the kubeconfig lacks them.
+fn apply_overrides(merged: &mut Kubeconfig, context: &str, opts: &KubeOptions) {
+    let named = merged
+        .contexts
+        .iter()
+        .find(|c| c.name == context)
+        .and_then(|c| c.context.clone())
+        .unwrap_or_default();
+    let cluster_name = opts.cluster.clone().unwrap_or(named.cluster);
+    let user_name = opts.user.clone().or(named.user).unwrap_or_default();
+    if !merged.clusters.iter().any(|c| c.name == cluster_name) {
+        merged.clusters.push(kube::config::NamedCluster {
+            name: cluster_name.clone(),
+            cluster: None,
+            other: std::collections::BTreeMap::default(),
+        });
+    }
+    if !merged.auth_infos.iter().any(|a| a.name == user_name) {
+        merged.auth_infos.push(kube::config::NamedAuthInfo {
+            name: user_name.clone(),
+            auth_info: None,
+            other: std::collections::BTreeMap::default(),
+        });
+    }
+    let cluster_index = merged
+        .clusters
+        .iter()
+        .position(|c| c.name == cluster_name)
+        .expect("the cluster entry was just ensured");
+    let user_index = merged
+        .auth_infos
+        .iter()
+        .position(|a| a.name == user_name)
+        .expect("the user entry was just ensured");
+    let cluster = merged.clusters[cluster_index]
+        .cluster
+        .get_or_insert_with(kube::config::Cluster::default);
+    let user = merged.auth_infos[user_index]
+        .auth_info
+        .get_or_insert_with(kube::config::AuthInfo::default);
+    opts.overrides.apply(cluster, user);
+}
+
 fn kubeconfig_files(opts: &KubeOptions, env: Option<&OsStr>) -> Result<Vec<PathBuf>, ClusterError> {
     if let Some(path) = &opts.kubeconfig {
         if !path.exists() {
@@ -354,6 +532,68 @@ mod tests {
         let p = dir.join(name);
         std::fs::write(&p, text).unwrap();
         p
+    }
+
+    #[tokio::test]
+    async fn connection_flags_override_the_context_or_stand_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = write(dir.path(), "b", B);
+        let overrides = KubeOverrides {
+            server: Some("https://127.0.0.1:9".into()),
+            ..KubeOverrides::default()
+        };
+        let opts = KubeOptions {
+            kubeconfig: Some(b),
+            overrides: overrides.clone(),
+            ..KubeOptions::default()
+        };
+        let cluster = Cluster::connect_with(&opts, None).await.unwrap();
+        assert_eq!(
+            (cluster.context(), cluster.server_url()),
+            ("b", "https://127.0.0.1:9/")
+        );
+
+        // kubectl --server without any kubeconfig.
+        let opts = KubeOptions {
+            overrides,
+            ..KubeOptions::default()
+        };
+        let missing = dir.path().join("missing");
+        let cluster = Cluster::connect_with(&opts, Some(missing.into_os_string()))
+            .await
+            .unwrap();
+        assert_eq!(cluster.server_url(), "https://127.0.0.1:9/");
+
+        // A user the kubeconfig lacks gets the flags' credentials.
+        let mut merged = Kubeconfig::from_yaml(A).unwrap();
+        let opts = KubeOptions {
+            user: Some("new".into()),
+            overrides: KubeOverrides {
+                token: Some(fluxbootstrap_auth::SecretString::new("tok".into())),
+                impersonate: Some("jane".into()),
+                impersonate_groups: vec!["g".into()],
+                impersonate_user_extra: vec![
+                    ("scope".into(), "a".into()),
+                    ("scope".into(), "b".into()),
+                ],
+                ..KubeOverrides::default()
+            },
+            ..KubeOptions::default()
+        };
+        apply_overrides(&mut merged, "a", &opts);
+        let user = merged
+            .auth_infos
+            .iter()
+            .find(|a| a.name == "new")
+            .and_then(|a| a.auth_info.clone())
+            .unwrap();
+        assert_eq!(user.impersonate.as_deref(), Some("jane"));
+        assert_eq!(user.impersonate_groups, Some(vec!["g".to_owned()]));
+        assert_eq!(
+            user.impersonate_user_extra.unwrap()["scope"],
+            ["a".to_owned(), "b".to_owned()]
+        );
+        assert!(user.token.is_some());
     }
 
     #[tokio::test]

@@ -80,6 +80,76 @@ pub(crate) struct GlobalArgs {
     /// Print more detail (objects, diffs, timings)
     #[arg(short = 'v', long, global = true)]
     pub(crate) verbose: bool,
+
+    #[command(flatten)]
+    pub(crate) connection: ConnectionArgs,
+}
+
+/// kubectl's connection flags: each overrides the kubeconfig context's cluster or user.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Kubernetes connection")]
+pub(crate) struct ConnectionArgs {
+    /// API server URL (also without a kubeconfig)
+    #[arg(long, global = true, value_name = "URL")]
+    pub(crate) server: Option<String>,
+
+    /// Bearer token for the API server
+    #[arg(long, global = true, value_name = "TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+
+    /// CA file for the API server's certificate
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) certificate_authority: Option<PathBuf>,
+
+    /// Do not verify the API server's certificate (insecure)
+    #[arg(long, global = true)]
+    pub(crate) insecure_skip_tls_verify: bool,
+
+    /// Server name to verify the API server's certificate against
+    #[arg(long, global = true, value_name = "NAME")]
+    pub(crate) tls_server_name: Option<String>,
+
+    /// Client certificate file for TLS authentication
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) client_certificate: Option<PathBuf>,
+
+    /// Client key file for TLS authentication
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) client_key: Option<PathBuf>,
+
+    /// User to impersonate
+    #[arg(long = "as", global = true, value_name = "USER")]
+    pub(crate) as_user: Option<String>,
+
+    /// UID to impersonate
+    #[arg(long, global = true, value_name = "UID")]
+    pub(crate) as_uid: Option<String>,
+
+    /// Group to impersonate (repeatable)
+    #[arg(long, global = true, value_name = "GROUP", action = clap::ArgAction::Append)]
+    pub(crate) as_group: Vec<String>,
+
+    /// Extra user information to impersonate, `KEY=VALUE` (repeatable)
+    #[arg(
+        long,
+        global = true,
+        value_name = "KEY=VALUE",
+        action = clap::ArgAction::Append,
+        value_parser = parse_key_value
+    )]
+    pub(crate) as_user_extra: Vec<(String, String)>,
+
+    /// Do not ask the API server for compressed responses
+    #[arg(long, global = true)]
+    pub(crate) disable_compression: bool,
+}
+
+fn parse_key_value(value: &str) -> Result<(String, String), String> {
+    value
+        .split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("expected `KEY=VALUE`, not `{value}`"))
 }
 
 /// Output formats.

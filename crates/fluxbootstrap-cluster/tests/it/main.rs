@@ -6,6 +6,7 @@
 //! uninstall) runs on a private control plane because it owns `flux-system` and the CRDs.
 
 mod apply;
+mod connect;
 mod lifecycle;
 mod preflight;
 mod secret;

@@ -779,11 +779,8 @@ async fn preflight_all(
     let mut tasks = tokio::task::JoinSet::new();
     for (index, target) in targets.iter().enumerate() {
         let options = KubeOptions {
-            kubeconfig: global.kubeconfig.clone(),
             context: Some(target.context.clone()),
-            cluster: global.cluster.clone(),
-            user: global.user.clone(),
-            request_timeout: global.request_timeout.filter(|d| !d.is_zero()),
+            ..shared::kube_options(global)
         };
         let request = PreflightRequest {
             namespace: global.namespace.clone(),

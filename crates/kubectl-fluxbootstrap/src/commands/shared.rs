@@ -32,6 +32,25 @@ pub(crate) fn kube_options(global: &GlobalArgs) -> KubeOptions {
         cluster: global.cluster.clone(),
         user: global.user.clone(),
         request_timeout: global.request_timeout.filter(|d| !d.is_zero()),
+        overrides: connection_overrides(&global.connection),
+    }
+}
+
+/// kubectl's connection flags as the cluster crate takes them.
+fn connection_overrides(args: &crate::cli::ConnectionArgs) -> fluxbootstrap_cluster::KubeOverrides {
+    fluxbootstrap_cluster::KubeOverrides {
+        server: args.server.clone(),
+        certificate_authority: args.certificate_authority.clone(),
+        insecure_skip_tls_verify: args.insecure_skip_tls_verify,
+        tls_server_name: args.tls_server_name.clone(),
+        disable_compression: args.disable_compression,
+        token: args.token.clone().map(SecretString::new),
+        client_certificate: args.client_certificate.clone(),
+        client_key: args.client_key.clone(),
+        impersonate: args.as_user.clone(),
+        impersonate_uid: args.as_uid.clone(),
+        impersonate_groups: args.as_group.clone(),
+        impersonate_user_extra: args.as_user_extra.clone(),
     }
 }
 
