@@ -439,6 +439,34 @@ pub(crate) const KUSTOMIZATION: FixedResource = FixedResource {
 
 /// The files kubectl would read, in precedence order, skipping missing `KUBECONFIG` entries
 /// (as client-go does); an explicit `--kubeconfig` must exist.
+/// The namespace of the context `opts` chooses (`--context`, else the current one), from the
+/// same merged kubeconfig [`Cluster::connect`] reads; `None` when it sets none. For flux's
+/// `--ns-follows-kube-context`.
+pub fn context_namespace(opts: &KubeOptions) -> Result<Option<String>, ClusterError> {
+    let env = std::env::var_os("KUBECONFIG");
+    let mut merged = Kubeconfig::default();
+    for path in kubeconfig_files(opts, env.as_deref())? {
+        let config =
+            Kubeconfig::read_from(&path).map_err(|source| ClusterError::ReadKubeconfig {
+                path: path.clone(),
+                source,
+            })?;
+        merged = merged
+            .merge(config)
+            .map_err(|source| ClusterError::ReadKubeconfig { path, source })?;
+    }
+    let Some(name) = opts.context.clone().or(merged.current_context) else {
+        return Ok(None);
+    };
+    Ok(merged
+        .contexts
+        .into_iter()
+        .find(|c| c.name == name)
+        .and_then(|c| c.context)
+        .and_then(|c| c.namespace)
+        .filter(|ns| !ns.is_empty()))
+}
+
 /// Applies the connection flags to the cluster and user `context` resolves to (after
 /// `--cluster` and `--user`), creating them when the kubeconfig lacks them.
 fn apply_overrides(merged: &mut Kubeconfig, context: &str, opts: &KubeOptions) {

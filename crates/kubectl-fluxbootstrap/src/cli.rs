@@ -61,6 +61,11 @@ pub(crate) struct GlobalArgs {
     )]
     pub(crate) namespace: String,
 
+    /// Use the namespace of the kubeconfig context instead of `flux-system` when `-n` is not
+    /// given (also `FLUX_NS_FOLLOWS_KUBE_CONTEXT`)
+    #[arg(long, global = true)]
+    pub(crate) ns_follows_kube_context: bool,
+
     /// Timeout of the whole operation
     #[arg(long, global = true, default_value = "5m", value_parser = parse_duration)]
     pub(crate) timeout: Duration,

@@ -35,13 +35,16 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             };
         }
     };
-    let cli = match Cli::from_arg_matches(&matches) {
+    let mut cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(err) => {
             let _ = err.print();
             return exit_code::USAGE;
         }
     };
+    let namespace_given = std::iter::successors(Some(&matches), |m| m.subcommand().map(|(_, m)| m))
+        .any(|m| m.value_source("namespace") == Some(clap::parser::ValueSource::CommandLine));
+    commands::follow_kube_context_namespace(&mut cli, namespace_given);
     if let Err(err) = cli.check_contexts() {
         let _ = err.print();
         return exit_code::USAGE;

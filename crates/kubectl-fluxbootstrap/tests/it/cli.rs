@@ -50,3 +50,53 @@ fn quiet_hides_steps_but_not_errors() {
     assert!(stderr.starts_with("error: "), "{stderr}");
     assert!(!stderr.contains('►'), "{stderr}");
 }
+
+/// `--ns-follows-kube-context` (and its environment variable) takes the namespace from the
+/// kubeconfig context, unless `-n` is on the command line, as flux does.
+#[test]
+fn the_namespace_follows_the_kube_context_when_asked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = dir.path().join("config");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\ncurrent-context: team\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:1'}\nusers:\n- name: u\n  user: {token: t}\ncontexts:\n- name: team\n  context: {cluster: c, user: u, namespace: team-a}\n",
+    )
+    .expect("writable");
+    let bundle = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fluxbootstrap-manifests/tests/fixtures/bundle");
+    let export = |extra: &[&str], env: Option<&str>| {
+        let out_dir = dir
+            .path()
+            .join(format!("out-{}", extra.len() + usize::from(env.is_some())));
+        let mut cmd = plugin();
+        cmd.args([
+            "export",
+            "--url",
+            "https://dev.azure.com/o/p/_git/r",
+            "--manifests",
+        ])
+        .arg(&bundle)
+        .arg("--output-dir")
+        .arg(&out_dir)
+        .args(extra)
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("FLUX_NS_FOLLOWS_KUBE_CONTEXT")
+        .env_remove("FLUX_SYSTEM_NAMESPACE");
+        if let Some(value) = env {
+            cmd.env("FLUX_NS_FOLLOWS_KUBE_CONTEXT", value);
+        }
+        let (code, _, stderr) = run(&mut cmd);
+        assert_eq!(code, 0, "{stderr}");
+        std::fs::read_dir(&out_dir)
+            .expect("export wrote files")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(export(&[], None), ["flux-system"]);
+    assert_eq!(export(&["--ns-follows-kube-context"], None), ["team-a"]);
+    assert_eq!(export(&[], Some("true")), ["team-a"]);
+    assert_eq!(
+        export(&["--ns-follows-kube-context", "-n", "explicit"], None),
+        ["explicit"]
+    );
+}
