@@ -18,6 +18,7 @@
 
 mod azure_cli;
 mod error;
+mod gpg;
 mod known_hosts;
 mod pat;
 mod secret;
@@ -28,6 +29,7 @@ pub use azure_cli::{
     AZURE_DEVOPS_RESOURCE, EntraToken, azure_cli_token, azure_cli_token_with_path,
 };
 pub use error::AuthError;
+pub use gpg::{GpgError, GpgSigner};
 pub use known_hosts::{
     AZURE_DEVOPS_HOST_KEY, AZURE_DEVOPS_HOST_KEY_SHA256, AZURE_DEVOPS_LEGACY_SSH_HOST,
     AZURE_DEVOPS_SSH_HOST, HostKeyError, ScannedHostKey, is_azure_devops_ssh_host,

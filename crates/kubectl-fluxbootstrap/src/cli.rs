@@ -377,6 +377,24 @@ pub(crate) struct AzdoArgs {
     #[arg(short = 's', long)]
     pub(crate) silent: bool,
 
+    /// GPG key ring (an exported secret key, armored or binary) that signs the commits, with
+    /// the user's `GnuPG`
+    #[arg(long, value_name = "FILE")]
+    pub(crate) gpg_key_ring: Option<PathBuf>,
+
+    /// Id of the signing key in `--gpg-key-ring` (default: its first signing key)
+    #[arg(long, value_name = "KEYID", requires = "gpg_key_ring")]
+    pub(crate) gpg_key_id: Option<String>,
+
+    /// Passphrase of the `--gpg-key-ring` key (prefer `FLUXBOOTSTRAP_GPG_PASSPHRASE`)
+    #[arg(
+        long,
+        env = "FLUXBOOTSTRAP_GPG_PASSPHRASE",
+        hide_env_values = true,
+        value_name = "PASSPHRASE"
+    )]
+    pub(crate) gpg_passphrase: Option<String>,
+
     /// SSH private key that signs the commits (`git log --show-signature` with
     /// `gpg.format=ssh`)
     #[arg(

@@ -870,8 +870,8 @@ pub(crate) async fn clone_repository(
     })
     .await
     .context("the clone task failed")??;
-    if let Some(key) = signer {
-        checkout.sign_commits_with(Box::new(SshCommitSigner(key)));
+    if let Some(signer) = signer {
+        checkout.sign_commits_with(signer);
     }
     Ok(checkout)
 }
@@ -887,29 +887,66 @@ impl fluxbootstrap_git::CommitSigner for SshCommitSigner {
     }
 }
 
-/// The key of `--ssh-signing-key-file` (decrypted with `--ssh-signing-password`), or the
-/// transport key with `--ssh-signing-reuse-private-key`; `None` when commits are not signed.
-fn commit_signer(args: &AzdoArgs, push: &PushAuth) -> Result<Option<SshKeyPair>> {
-    if args.ssh_signing_reuse_private_key {
-        return push.key.clone().map(Some).ok_or_else(|| {
+/// The commit signer the flags ask for: `--gpg-key-ring` (with `--gpg-key-id` and
+/// `--gpg-passphrase`), the key of `--ssh-signing-key-file` (decrypted with
+/// `--ssh-signing-password`), or the transport key with `--ssh-signing-reuse-private-key`;
+/// `None` when commits are not signed. The two formats exclude each other, as in flux.
+fn commit_signer(
+    args: &AzdoArgs,
+    push: &PushAuth,
+) -> Result<Option<Box<dyn fluxbootstrap_git::CommitSigner>>> {
+    let ssh_signing = args.ssh_signing_key_file.is_some() || args.ssh_signing_reuse_private_key;
+    if let Some(ring) = &args.gpg_key_ring {
+        if ssh_signing {
+            bail!(Hinted::new(
+                "`--gpg-*` and `--ssh-signing-*` are mutually exclusive",
+                "pick one signing format",
+            ));
+        }
+        let signer = fluxbootstrap_auth::GpgSigner::from_key_ring(
+            ring,
+            args.gpg_key_id.as_deref(),
+            args.gpg_passphrase.clone().map(SecretString::new),
+        )
+        .map_err(|e| {
+            let hint = e.hint().unwrap_or_default();
+            anyhow::Error::from(Hinted::new(e.to_string(), hint))
+        })?;
+        return Ok(Some(Box::new(GpgCommitSigner(signer))));
+    }
+    let key = if args.ssh_signing_reuse_private_key {
+        Some(push.key.clone().ok_or_else(|| {
             Hinted::new(
                 "`--ssh-signing-reuse-private-key` needs the SSH transport key",
                 "pass `--private-key-file` with an SSH URL, or sign with `--ssh-signing-key-file`",
             )
-            .into()
-        });
-    }
-    let Some(path) = &args.ssh_signing_key_file else {
-        return Ok(None);
+        })?)
+    } else if let Some(path) = &args.ssh_signing_key_file {
+        let text = read_private_key(Some(path))?.expect("a path was given");
+        let passphrase = args
+            .ssh_signing_password
+            .as_ref()
+            .map(|p| SecretString::new(p.clone()));
+        Some(
+            fluxbootstrap_auth::load_private_key(&text, passphrase.as_ref()).with_context(
+                || format!("failed to load the SSH signing key `{}`", path.display()),
+            )?,
+        )
+    } else {
+        None
     };
-    let text = read_private_key(Some(path))?.expect("a path was given");
-    let passphrase = args
-        .ssh_signing_password
-        .as_ref()
-        .map(|p| SecretString::new(p.clone()));
-    fluxbootstrap_auth::load_private_key(&text, passphrase.as_ref())
-        .map(Some)
-        .with_context(|| format!("failed to load the SSH signing key `{}`", path.display()))
+    Ok(key.map(|key| Box::new(SshCommitSigner(key)) as Box<dyn fluxbootstrap_git::CommitSigner>))
+}
+
+/// Signs commits with `GnuPG`, as `git commit -S` and flux's `--gpg-*` flags do.
+struct GpgCommitSigner(fluxbootstrap_auth::GpgSigner);
+
+impl fluxbootstrap_git::CommitSigner for GpgCommitSigner {
+    fn sign(&self, raw_commit: &[u8]) -> Result<String, String> {
+        self.0
+            .sign(raw_commit)
+            .map_err(|e| format!("{e} (key {})", self.0.key_id()))
+    }
 }
 
 /// The commit author and the `--commit-message-appendix` suffix (`\n\n<appendix>` or empty).
