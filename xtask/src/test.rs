@@ -11,9 +11,15 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-/// Debian packages the harness runs: OpenSSH's sshd and client, git (with `git http-backend`).
-pub(crate) const HARNESS_PACKAGES: &[&str] =
-    &["openssh-server", "openssh-client", "git", "ca-certificates"];
+/// Debian packages the harness runs: OpenSSH's sshd and client, git (with `git http-backend`),
+/// and `GnuPG` for the signed-commit tests.
+pub(crate) const HARNESS_PACKAGES: &[&str] = &[
+    "openssh-server",
+    "openssh-client",
+    "git",
+    "ca-certificates",
+    "gnupg",
+];
 
 /// Debian's musl-gcc, which the krew install test's static release build compiles C code with.
 const MUSL_PACKAGES: &[&str] = &["musl-tools"];
