@@ -54,7 +54,7 @@ const PROCESSLESS_FLUX_IMAGES: &[&str] = &[
 #[derive(Clone, Debug)]
 pub struct IdentityEndpoint {
     /// Loopback HTTPS port answering for the authority host (its certificate is trusted
-    /// through [`KubeletOptions::trusted_ca_file`]).
+    /// through the kubelet's trusted CA file).
     pub https_port: u16,
     /// `AZURE_TENANT_ID` when the `ServiceAccount` names none.
     pub default_tenant_id: String,
