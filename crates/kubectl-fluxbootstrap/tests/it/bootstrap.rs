@@ -1,25 +1,34 @@
-//! The bootstrap flows of issue 7, each checked with the real `git` and `kubectl`.
+//! The bootstrap flows of issue 7, each checked with the real `git` and `kubectl`; a bootstrap
+//! that runs to completion does so on a private control plane with the real Flux controllers.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
 
-use crate::context::{commit_subjects, env, run, show, temp_dir, tree};
+use fluxbootstrap_test::ControlPlane;
+
+use crate::context::{
+    assert_flux_synced, commit_subjects, env, real_flux_cluster, run, show, temp_dir, tree,
+};
 
 const COMPONENTS: &str = "Add Flux v2.9.4 component manifests";
 const SYNC: &str = "Add Flux sync manifests";
 
-fn secret_keys(namespace: &str, context: &str) -> Vec<String> {
-    let out = env().kubectl(&[
-        "--context",
-        context,
-        "-n",
-        namespace,
-        "get",
-        "secret",
-        "flux-system",
-        "-o",
-        "go-template={{range $k, $v := .data}}{{$k}} {{end}}",
-    ]);
+fn secret_keys(cluster: &ControlPlane, namespace: &str, context: &str) -> Vec<String> {
+    let out = cluster
+        .kubectl()
+        .args([
+            "--context",
+            context,
+            "-n",
+            namespace,
+            "get",
+            "secret",
+            "flux-system",
+            "-o",
+            "go-template={{range $k, $v := .data}}{{$k}} {{end}}",
+        ])
+        .output()
+        .expect("kubectl runs");
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .map(str::to_owned)
@@ -29,9 +38,9 @@ fn secret_keys(namespace: &str, context: &str) -> Vec<String> {
 #[test]
 fn token_auth_with_git_password_then_rerun_is_a_no_op() {
     let env = env();
-    // A private cluster: other tests re-label the shared cluster's CRDs with their
-    // namespaces, which would make the no-op re-run below see changes it did not cause.
-    let (private, _controllers) = crate::context::private_cluster();
+    let Some(private) = real_flux_cluster(env) else {
+        return;
+    };
     let repo = env.repo();
     let ns = "flux-system";
     let admin = private.admin_context();
@@ -51,10 +60,18 @@ fn token_auth_with_git_password_then_rerun_is_a_no_op() {
         &ca,
         "--path",
         "clusters/dev",
+        "--timeout",
+        "3m",
     ];
 
     let first = run(env.plugin().args(args).env("GIT_PASSWORD", env.git.pat()));
-    assert_eq!(first.0, 0, "bootstrap failed:\n{}", first.2);
+    assert_eq!(
+        first.0,
+        0,
+        "bootstrap failed (logs under {}):\n{}",
+        private.dir().display(),
+        first.2
+    );
     assert!(
         !first.1.contains(env.git.pat()) && !first.2.contains(env.git.pat()),
         "the PAT was printed"
@@ -119,6 +136,7 @@ fn token_auth_with_git_password_then_rerun_is_a_no_op() {
         "jsonpath={.status.lastAttemptedRevision}",
     ]);
     assert_eq!(attempted, format!("main@sha1:{head}"));
+    assert_flux_synced(&private, admin, ns, &repo, "main");
 
     // Re-run: no commit, no cluster write.
     let again = run(env
@@ -138,11 +156,14 @@ fn token_auth_with_git_password_then_rerun_is_a_no_op() {
 #[test]
 fn token_auth_with_the_pat_from_a_pipe() {
     let env = env();
+    let Some(cluster) = real_flux_cluster(env) else {
+        return;
+    };
     let repo = env.repo();
     let ns = env.namespace();
     let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
     let mut child = env
-        .plugin()
+        .plugin_on(&cluster)
         .args([
             "azdo",
             "--url",
@@ -153,6 +174,8 @@ fn token_auth_with_the_pat_from_a_pipe() {
             "clusters/piped",
             "-n",
             &ns,
+            "--timeout",
+            "3m",
         ])
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
@@ -166,27 +189,35 @@ fn token_auth_with_the_pat_from_a_pipe() {
     .expect("the PAT is written");
     let out = child.wait_with_output().expect("the plugin finishes");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "bootstrap failed:\n{stderr}");
+    assert!(
+        out.status.success(),
+        "bootstrap failed (logs under {}):\n{stderr}",
+        cluster.dir().display()
+    );
     crate::context::assert_filtered_snapshot(
         "token_auth_from_a_pipe",
         &crate::context::stable_lines(&stderr),
     );
     assert_eq!(commit_subjects(&repo, "main"), [SYNC, COMPONENTS]);
     assert_eq!(
-        secret_keys(&ns, env.control_plane.admin_context()),
+        secret_keys(&cluster, &ns, cluster.admin_context()),
         ["ca.crt", "password", "username"]
     );
+    assert_flux_synced(&cluster, cluster.admin_context(), &ns, &repo, "main");
 }
 
 #[test]
 fn pat_push_with_ssh_for_the_cluster() {
     let env = env();
+    let Some(cluster) = real_flux_cluster(env) else {
+        return;
+    };
     let repo = env.repo();
     let ns = env.namespace();
     let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
     let ssh_host = env.git.ssh_host();
     let mut child = env
-        .plugin()
+        .plugin_on(&cluster)
         .args([
             "azdo",
             "--url",
@@ -199,6 +230,8 @@ fn pat_push_with_ssh_for_the_cluster() {
             "clusters/ssh",
             "-n",
             &ns,
+            "--timeout",
+            "3m",
         ])
         .env("GIT_PASSWORD", env.git.pat())
         .stdin(Stdio::piped())
@@ -228,7 +261,11 @@ fn pat_push_with_ssh_for_the_cluster() {
     }
     drop(stdin);
     let status = child.wait().expect("the plugin finishes");
-    assert!(status.success(), "bootstrap failed:\n{transcript}");
+    assert!(
+        status.success(),
+        "bootstrap failed (logs under {}):\n{transcript}",
+        cluster.dir().display()
+    );
     let sync = show(&repo, "main", &format!("clusters/ssh/{ns}/gotk-sync.yaml"));
     assert!(sync.contains("url: ssh://git@"), "{sync}");
     let kustomization = show(
@@ -241,14 +278,19 @@ fn pat_push_with_ssh_for_the_cluster() {
         "{kustomization}"
     );
     assert_eq!(
-        secret_keys(&ns, env.control_plane.admin_context()),
+        secret_keys(&cluster, &ns, cluster.admin_context()),
         ["identity", "identity.pub", "known_hosts"]
     );
+    // The real source-controller cloned over SSH with the generated key.
+    assert_flux_synced(&cluster, cluster.admin_context(), &ns, &repo, "main");
 }
 
 #[test]
 fn ssh_only_with_a_private_key_file_and_passphrase() {
     let env = env();
+    let Some(cluster) = real_flux_cluster(env) else {
+        return;
+    };
     let repo = env.repo();
     let ns = env.namespace();
     let (_dir, dir) = temp_dir();
@@ -273,21 +315,30 @@ fn ssh_only_with_a_private_key_file_and_passphrase() {
     let public = std::fs::read_to_string(dir.join("id_rsa.pub")).expect("public key written");
     env.git.add_ssh_key(public.trim());
     let out = run(env
-        .plugin()
+        .plugin_on(&cluster)
         .args(["azdo", "--url", &repo.ssh_url, "--private-key-file"])
         .arg(&key)
         .args(["--silent", "--path", "clusters/ssh-only", "-n", &ns])
+        .args(["--timeout", "3m"])
         .env("GIT_PASSWORD", "correct horse"));
-    assert_eq!(out.0, 0, "bootstrap failed:\n{}", out.2);
+    assert_eq!(
+        out.0,
+        0,
+        "bootstrap failed (logs under {}):\n{}",
+        cluster.dir().display(),
+        out.2
+    );
     assert!(
         !out.2.contains("correct horse"),
         "the passphrase was printed"
     );
     assert_eq!(commit_subjects(&repo, "main"), [SYNC, COMPONENTS]);
     assert_eq!(
-        secret_keys(&ns, env.control_plane.admin_context()),
+        secret_keys(&cluster, &ns, cluster.admin_context()),
         ["identity", "identity.pub", "known_hosts", "password"]
     );
+    // The real source-controller decrypted the key with the stored passphrase and cloned.
+    assert_flux_synced(&cluster, cluster.admin_context(), &ns, &repo, "main");
 }
 
 #[test]
@@ -329,12 +380,15 @@ fn dry_run_writes_nothing() {
 #[test]
 fn context_flag_picks_the_second_cluster_and_leaves_the_current_context_alone() {
     let env = env();
+    let Some(cluster) = real_flux_cluster(env) else {
+        return;
+    };
     let repo = env.repo();
     let ns = env.namespace();
     let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
-    let second = env.control_plane.second_context();
+    let second = cluster.second_context();
     let out = run(env
-        .plugin()
+        .plugin_on(&cluster)
         .args([
             "azdo",
             "--context",
@@ -347,22 +401,41 @@ fn context_flag_picks_the_second_cluster_and_leaves_the_current_context_alone() 
             "clusters/second",
             "-n",
             &ns,
+            "--timeout",
+            "3m",
         ])
         .env("GIT_PASSWORD", env.git.pat()));
-    assert_eq!(out.0, 0, "bootstrap failed:\n{}", out.2);
-    assert_eq!(secret_keys(&ns, second), ["ca.crt", "password", "username"]);
-    let on_admin = env.kubectl(&[
+    assert_eq!(
+        out.0,
+        0,
+        "bootstrap failed (logs under {}):\n{}",
+        cluster.dir().display(),
+        out.2
+    );
+    assert_eq!(
+        secret_keys(&cluster, &ns, second),
+        ["ca.crt", "password", "username"]
+    );
+    assert_flux_synced(&cluster, second, &ns, &repo, "main");
+    let kubectl = |args: &[&str]| cluster.kubectl().args(args).output().expect("kubectl runs");
+    let on_admin = kubectl(&[
         "--context",
-        env.control_plane.admin_context(),
+        cluster.admin_context(),
         "get",
         "namespace",
         &ns,
     ]);
     assert!(!on_admin.status.success(), "the first cluster was touched");
-    let current = env.kubectl(&["config", "current-context"]);
+    // Nor did the first cluster's kubelet start a Flux controller.
+    assert_eq!(
+        cluster.kubelet(cluster.admin_context()).processes(),
+        Vec::<(String, Vec<String>)>::new(),
+        "controllers run on the first cluster"
+    );
+    let current = kubectl(&["config", "current-context"]);
     assert_eq!(
         String::from_utf8_lossy(&current.stdout).trim(),
-        env.control_plane.admin_context()
+        cluster.admin_context()
     );
 }
 

@@ -1,13 +1,18 @@
-//! The test context: shared harness components, a scrubbed environment for the plugin, and
-//! snapshot filters for ports, hashes, keys and temporary paths.
+//! The test context: shared harness components, private control planes running the real
+//! Flux controllers, a scrubbed environment for the plugin, and snapshot filters for ports,
+//! hashes, keys and temporary paths.
+//!
+//! A test whose bootstrap runs to completion (the plugin waits for the `GitRepository`, the
+//! `Kustomization` and the controllers) starts its own control plane with
+//! [`real_flux_cluster`]: the real controllers watch every namespace, so two Flux installs on
+//! one cluster would fight. Tests that never wait for Flux (usage errors, refusals, dry runs)
+//! use the shared control plane [`Env::control_plane`], which runs no controllers at all.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
-use fluxbootstrap_test::{
-    ControlPlane, FakeControllerOptions, FakeControllers, GitServer, ReleaseServer, Repo,
-};
+use fluxbootstrap_test::{ControlPlane, GitServer, ReleaseServer, Repo, Workloads};
 
 /// Filters that make output stable across runs.
 pub(crate) const FILTERS: &[(&str, &str)] = &[
@@ -26,11 +31,11 @@ pub(crate) const FILTERS: &[(&str, &str)] = &[
 
 /// Everything a test needs, shared by the tests of this binary.
 pub(crate) struct Env {
+    /// The shared control plane: API servers only, no controllers, so nothing on it ever
+    /// becomes ready.
     pub(crate) control_plane: &'static ControlPlane,
     pub(crate) git: &'static GitServer,
     pub(crate) releases: ReleaseServer,
-    _controllers: FakeControllers,
-    _second_controllers: FakeControllers,
     pub(crate) cache: tempfile::TempDir,
 }
 
@@ -42,22 +47,10 @@ pub(crate) fn env() -> &'static Env {
         let releases = ReleaseServer::start();
         let (version, bundle) = fluxbootstrap_test::flux_bundle_tar_gz();
         releases.publish(&version, bundle);
-        let controllers = FakeControllers::start(FakeControllerOptions {
-            kubeconfig: control_plane.kubeconfig().to_owned(),
-            context: control_plane.admin_context().to_owned(),
-            azure_token: Some(git.bearer_token().to_owned()),
-        });
-        let second_controllers = FakeControllers::start(FakeControllerOptions {
-            kubeconfig: control_plane.kubeconfig().to_owned(),
-            context: control_plane.second_context().to_owned(),
-            azure_token: None,
-        });
         Env {
             control_plane,
             git,
             releases,
-            _controllers: controllers,
-            _second_controllers: second_controllers,
             cache: tempfile::tempdir().expect("a temp dir can be created"),
         }
     })
@@ -100,7 +93,14 @@ impl Env {
         cmd
     }
 
-    /// `kubectl` (the built v1.36 one) against the harness.
+    /// The plugin as [`Env::plugin`] makes it, with `KUBECONFIG` pointing at `cluster`.
+    pub(crate) fn plugin_on(&self, cluster: &ControlPlane) -> Command {
+        let mut cmd = self.plugin();
+        cmd.env("KUBECONFIG", cluster.kubeconfig());
+        cmd
+    }
+
+    /// `kubectl` (the built v1.36 one) against the shared control plane.
     pub(crate) fn kubectl(&self, args: &[&str]) -> Output {
         self.control_plane
             .kubectl()
@@ -114,16 +114,91 @@ impl Env {
     }
 }
 
-/// A private control plane with its own fake controllers, for tests that must not share a
-/// cluster (zero-diff re-runs, labelled CRDs, uninstall).
-pub(crate) fn private_cluster() -> (ControlPlane, FakeControllers) {
-    let private = ControlPlane::start();
-    let controllers = FakeControllers::start(FakeControllerOptions {
-        kubeconfig: private.kubeconfig().to_owned(),
-        context: private.admin_context().to_owned(),
-        azure_token: None,
+/// A private control plane running the real Flux controllers, or `None` (said loudly) when the
+/// real Flux bundle is not available.
+pub(crate) fn real_flux_cluster(env: &Env) -> Option<ControlPlane> {
+    let real_bundle = std::env::var_os("FLUXBOOTSTRAP_FLUX_MANIFESTS")
+        .map(std::path::PathBuf::from)
+        .is_some_and(|d| d.join("v2.9.4/source-controller.yaml").is_file());
+    if !real_bundle {
+        assert!(
+            std::env::var_os("FLUXBOOTSTRAP_REQUIRE_REAL_FLUX").is_none(),
+            "FLUXBOOTSTRAP_REQUIRE_REAL_FLUX is set but FLUXBOOTSTRAP_FLUX_MANIFESTS has no v2.9.4 bundle"
+        );
+        #[expect(clippy::print_stderr, reason = "a skipped test says so")]
+        {
+            eprintln!(
+                "SKIPPED: this test runs the real Flux controllers and needs the real Flux v2.9.4 \
+                 bundle: set FLUXBOOTSTRAP_FLUX_MANIFESTS (as .ci/run does)"
+            );
+        }
+        return None;
+    }
+    let cluster = ControlPlane::start_with_workloads(&Workloads {
+        trusted_ca_file: Some(env.ca_file().to_owned()),
+        identity: Some(fluxbootstrap_test::IdentityEndpoint {
+            https_port: env.git.https_port(),
+            default_tenant_id: env.git.tenant_id().to_owned(),
+        }),
     });
-    (private, controllers)
+    // Workload identity: the clusters' source-controllers may act as the test app.
+    for (issuer, key) in cluster.service_account_issuers() {
+        env.git.trust_issuer(&issuer, key);
+        for namespace in ["flux-system", "flux-wi"] {
+            env.git.add_federated_credential(
+                &issuer,
+                &format!("system:serviceaccount:{namespace}:source-controller"),
+                AZURE_CLIENT_ID,
+            );
+        }
+    }
+    Some(cluster)
+}
+
+/// The managed identity the workload-identity tests name with `--azure-client-id`; its
+/// federated credentials trust every real-Flux cluster's source-controller.
+pub(crate) const AZURE_CLIENT_ID: &str = "00000000-0000-0000-0000-00000000c11d";
+
+/// Asserts that the real Flux controllers on `context` of `cluster` synced the head of `branch`:
+/// source-controller fetched it (`GitRepository` artifact) and kustomize-controller applied it
+/// (`Kustomization` `lastAppliedRevision`), both named after `namespace` as bootstrap names them.
+pub(crate) fn assert_flux_synced(
+    cluster: &ControlPlane,
+    context: &str,
+    namespace: &str,
+    repo: &Repo,
+    branch: &str,
+) {
+    let head = repo
+        .branch_sha(branch)
+        .unwrap_or_else(|| panic!("branch {branch} exists"));
+    let expected = format!("{branch}@sha1:{head}");
+    for (object, path) in [
+        ("gitrepository", "{.status.artifact.revision}"),
+        ("kustomization", "{.status.lastAppliedRevision}"),
+    ] {
+        let out = cluster
+            .kubectl()
+            .args([
+                "--context",
+                context,
+                "-n",
+                namespace,
+                "get",
+                object,
+                namespace,
+            ])
+            .arg(format!("-o=jsonpath={path}"))
+            .output()
+            .expect("kubectl runs");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            expected,
+            "{object} {namespace}/{namespace} on {context}: {} (logs under {})",
+            String::from_utf8_lossy(&out.stderr),
+            cluster.dir().display()
+        );
+    }
 }
 
 /// Runs `cmd` and returns (exit code, stdout, stderr).

@@ -1,19 +1,22 @@
 //! Fleets (issue 8): several contexts bootstrapped from one repository in one run, with the
-//! unhealthy ones reported and skipped, colliding paths refused, and no-op re-runs.
+//! unhealthy ones reported and skipped, colliding paths refused, and no-op re-runs. A fleet
+//! that is bootstrapped runs on one private control plane, whose two clusters both run the
+//! real Flux controllers.
 
 use std::path::{Path, PathBuf};
 
-use crate::context::{commit_subjects, env, run, tree};
+use fluxbootstrap_test::ControlPlane;
+
+use crate::context::{assert_flux_synced, commit_subjects, env, real_flux_cluster, run, tree};
 
 const COMPONENTS: &str = "Add Flux v2.9.4 component manifests";
 const SYNC: &str = "Add Flux sync manifests";
 
-/// A copy of the harness kubeconfig with an extra context `unreachable` whose API server port
-/// is closed.
-fn kubeconfig_with_unreachable(dir: &Path) -> PathBuf {
-    let env = env();
+/// A copy of the kubeconfig of `cluster` with an extra context `unreachable` whose API server
+/// port is closed.
+fn kubeconfig_with_unreachable(cluster: &ControlPlane, dir: &Path) -> PathBuf {
     let copy = dir.join("kubeconfig");
-    std::fs::copy(env.control_plane.kubeconfig(), &copy).expect("the kubeconfig is copied");
+    std::fs::copy(cluster.kubeconfig(), &copy).expect("the kubeconfig is copied");
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port is free");
         listener.local_addr().expect("bound").port()
@@ -36,8 +39,7 @@ fn kubeconfig_with_unreachable(dir: &Path) -> PathBuf {
             "--user=nobody",
         ],
     ] {
-        let out = env
-            .control_plane
+        let out = cluster
             .kubectl()
             .env("KUBECONFIG", &copy)
             .args(&args)
@@ -69,15 +71,18 @@ fn result_of<'a>(summary: &'a serde_json::Value, context: &str) -> &'a str {
 #[test]
 fn healthy_clusters_are_bootstrapped_and_the_others_reported() {
     let env = env();
+    let Some(cluster) = real_flux_cluster(env) else {
+        return;
+    };
     let repo = env.repo();
     let ns = env.namespace();
     let (_dir, dir) = crate::context::temp_dir();
-    let kubeconfig = kubeconfig_with_unreachable(&dir);
+    let kubeconfig = kubeconfig_with_unreachable(&cluster, &dir);
     let kubeconfig = kubeconfig.to_str().expect("utf-8 path").to_owned();
     let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
-    let admin = env.control_plane.admin_context();
-    let second = env.control_plane.second_context();
-    let nonadmin = env.control_plane.nonadmin_context();
+    let admin = cluster.admin_context();
+    let second = cluster.second_context();
+    let nonadmin = cluster.nonadmin_context();
     let base = [
         "azdo",
         "--kubeconfig",
@@ -92,6 +97,8 @@ fn healthy_clusters_are_bootstrapped_and_the_others_reported() {
         &ns,
         "-o",
         "json",
+        "--timeout",
+        "3m",
     ];
 
     let first = run(env
@@ -138,23 +145,29 @@ fn healthy_clusters_are_bootstrapped_and_the_others_reported() {
         "skipped clusters got files: {files:?}"
     );
     for context in [admin, second] {
-        let out = env.kubectl(&[
-            "--context",
-            context,
-            "-n",
-            &ns,
-            "get",
-            "kustomization",
-            &ns,
-            "-o",
-            "jsonpath={.spec.path}",
-        ]);
+        let out = cluster
+            .kubectl()
+            .args([
+                "--context",
+                context,
+                "-n",
+                &ns,
+                "get",
+                "kustomization",
+                &ns,
+                "-o",
+                "jsonpath={.spec.path}",
+            ])
+            .output()
+            .expect("kubectl runs");
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
             format!("./clusters/{context}"),
             "{context}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        // Each cluster's own real controllers fetched and applied the pushed revision.
+        assert_flux_synced(&cluster, context, &ns, &repo, "main");
     }
 
     // Re-running for the healthy clusters changes nothing in the repository and succeeds.
@@ -167,6 +180,10 @@ fn healthy_clusters_are_bootstrapped_and_the_others_reported() {
     let summary = json(&again.1);
     assert_eq!(summary["commits"].as_array().map(Vec::len), Some(0));
     assert_eq!(commit_subjects(&repo, "main"), [SYNC, COMPONENTS]);
+    // ... and nothing on the clusters either.
+    for context in [admin, second] {
+        assert_eq!(result_of(&summary, context), "up to date", "{summary:#}");
+    }
 }
 
 #[test]
@@ -263,16 +280,19 @@ fn several_contexts_are_a_usage_error_outside_azdo() {
 #[test]
 fn context_selector_with_single_commit() {
     let env = env();
+    let Some(cluster) = real_flux_cluster(env) else {
+        return;
+    };
     let repo = env.repo();
     let ns = env.namespace();
     let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
     let selector = format!(
         "^({}|{})$",
-        env.control_plane.admin_context(),
-        env.control_plane.second_context()
+        cluster.admin_context(),
+        cluster.second_context()
     );
     let out = run(env
-        .plugin()
+        .plugin_on(&cluster)
         .args([
             "azdo",
             "--url",
@@ -288,9 +308,17 @@ fn context_selector_with_single_commit() {
             "--single-commit",
             "--parallel",
             "1",
+            "--timeout",
+            "3m",
         ])
         .env("GIT_PASSWORD", env.git.pat()));
-    assert_eq!(out.0, 0, "{}", out.2);
+    assert_eq!(
+        out.0,
+        0,
+        "bootstrap failed (logs under {}):\n{}",
+        cluster.dir().display(),
+        out.2
+    );
     assert_eq!(
         commit_subjects(&repo, "main"),
         ["Add Flux v2.9.4 component and sync manifests"]
@@ -300,4 +328,7 @@ fn context_selector_with_single_commit() {
         .filter(|f| f.ends_with("/gotk-sync.yaml"))
         .count();
     assert_eq!(syncs, 2, "{:?}", tree(&repo, "main"));
+    for context in [cluster.admin_context(), cluster.second_context()] {
+        assert_flux_synced(&cluster, context, &ns, &repo, "main");
+    }
 }

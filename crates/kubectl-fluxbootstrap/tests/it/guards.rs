@@ -1,13 +1,18 @@
-//! Refusals that protect an existing install and kubeconfig handling like kubectl's.
+//! Refusals that protect an existing install and kubeconfig handling like kubectl's. A test
+//! whose bootstrap runs to completion does so on a private control plane with the real Flux
+//! controllers; refusals before anything changes use the shared one.
 
 use std::io::Write;
 use std::process::Stdio;
 
-use crate::context::{commit_subjects, env, run, temp_dir};
+use crate::context::{assert_flux_synced, commit_subjects, env, real_flux_cluster, run, temp_dir};
 
 #[test]
 fn an_existing_kustomization_with_another_path_is_not_overwritten() {
     let env = env();
+    let Some(cluster) = real_flux_cluster(env) else {
+        return;
+    };
     let repo = env.repo();
     let ns = env.namespace();
     let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
@@ -19,15 +24,23 @@ fn an_existing_kustomization_with_another_path_is_not_overwritten() {
         &ca,
         "-n",
         &ns,
+        "--timeout",
+        "3m",
     ];
     let out = run(env
-        .plugin()
+        .plugin_on(&cluster)
         .args(base)
         .args(["--path", "clusters/one"])
         .env("GIT_PASSWORD", env.git.pat()));
-    assert_eq!(out.0, 0, "bootstrap failed:\n{}", out.2);
+    assert_eq!(
+        out.0,
+        0,
+        "bootstrap failed (logs under {}):\n{}",
+        cluster.dir().display(),
+        out.2
+    );
     let out = run(env
-        .plugin()
+        .plugin_on(&cluster)
         .args(base)
         .args(["--path", "clusters/two"])
         .env("GIT_PASSWORD", env.git.pat()));
@@ -38,12 +51,26 @@ fn an_existing_kustomization_with_another_path_is_not_overwritten() {
         2,
         "the refused run committed"
     );
+    let path = cluster
+        .kubectl()
+        .args(["-n", &ns, "get", "kustomization", &ns])
+        .arg("-o=jsonpath={.spec.path}")
+        .output()
+        .expect("kubectl runs");
+    assert_eq!(
+        String::from_utf8_lossy(&path.stdout),
+        "./clusters/one",
+        "the refused run changed the Kustomization"
+    );
+    assert_flux_synced(&cluster, cluster.admin_context(), &ns, &repo, "main");
 }
 
 #[test]
 fn flux_managed_by_another_tool_needs_force() {
     let env = env();
-    let (private, _controllers) = crate::context::private_cluster();
+    let Some(private) = real_flux_cluster(env) else {
+        return;
+    };
     let kubeconfig = private
         .kubeconfig()
         .to_str()
@@ -93,6 +120,8 @@ spec:
         &ca,
         "--path",
         "clusters/helm",
+        "--timeout",
+        "3m",
     ];
     let out = run(env.plugin().args(base).env("GIT_PASSWORD", env.git.pat()));
     assert_eq!(out.0, 1, "{}", out.2);
@@ -107,12 +136,28 @@ spec:
         .args(base)
         .arg("--force")
         .env("GIT_PASSWORD", env.git.pat()));
-    assert_eq!(out.0, 0, "forced bootstrap failed:\n{}", out.2);
+    assert_eq!(
+        out.0,
+        0,
+        "forced bootstrap failed (logs under {}):\n{}",
+        private.dir().display(),
+        out.2
+    );
+    assert_flux_synced(
+        &private,
+        private.admin_context(),
+        "flux-system",
+        &repo,
+        "main",
+    );
 }
 
 #[test]
 fn kubeconfig_with_two_files_uses_the_first_current_context() {
     let env = env();
+    let Some(cluster) = real_flux_cluster(env) else {
+        return;
+    };
     let repo = env.repo();
     let ns = env.namespace();
     let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
@@ -122,15 +167,11 @@ fn kubeconfig_with_two_files_uses_the_first_current_context() {
         &first,
         format!(
             "apiVersion: v1\nkind: Config\ncurrent-context: {}\n",
-            env.control_plane.second_context()
+            cluster.second_context()
         ),
     )
     .expect("kubeconfig written");
-    let kubeconfig = format!(
-        "{}:{}",
-        first.display(),
-        env.control_plane.kubeconfig().display()
-    );
+    let kubeconfig = format!("{}:{}", first.display(), cluster.kubeconfig().display());
     let out = run(env
         .plugin()
         .args([
@@ -143,42 +184,58 @@ fn kubeconfig_with_two_files_uses_the_first_current_context() {
             "clusters/merged",
             "-n",
             &ns,
+            "--timeout",
+            "3m",
         ])
         .env("KUBECONFIG", kubeconfig)
         .env("GIT_PASSWORD", env.git.pat()));
-    assert_eq!(out.0, 0, "bootstrap failed:\n{}", out.2);
+    assert_eq!(
+        out.0,
+        0,
+        "bootstrap failed (logs under {}):\n{}",
+        cluster.dir().display(),
+        out.2
+    );
     assert!(
         out.2.contains(&format!(
             "checking cluster \"{}\"",
-            env.control_plane.second_context()
+            cluster.second_context()
         )),
         "{}",
         out.2
     );
-    let on_second = env.kubectl(&[
-        "--context",
-        env.control_plane.second_context(),
-        "get",
-        "namespace",
-        &ns,
-    ]);
+    let on_second = cluster
+        .kubectl()
+        .args([
+            "--context",
+            cluster.second_context(),
+            "get",
+            "namespace",
+            &ns,
+        ])
+        .output()
+        .expect("kubectl runs");
     assert!(on_second.status.success());
+    assert_flux_synced(&cluster, cluster.second_context(), &ns, &repo, "main");
 }
 
 #[test]
 fn the_pat_from_a_masked_prompt_on_a_terminal() {
     let env = env();
+    let Some(cluster) = real_flux_cluster(env) else {
+        return;
+    };
     let repo = env.repo();
     let ns = env.namespace();
     let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
     let plugin = env!("CARGO_BIN_EXE_kubectl-fluxbootstrap");
     let command = format!(
-        "{plugin} azdo --url {} --ca-file {ca} --path clusters/prompt -n {ns}",
+        "{plugin} azdo --url {} --ca-file {ca} --path clusters/prompt -n {ns} --timeout 3m",
         repo.https_url
     );
     // `script` gives the plugin a real pseudo-terminal; our stdin is typed into it.
     let mut child = env
-        .plugin()
+        .plugin_on(&cluster)
         .env_remove("GIT_PASSWORD")
         .env("TERM", "xterm")
         .stdin(Stdio::piped())
@@ -229,7 +286,11 @@ fn the_pat_from_a_masked_prompt_on_a_terminal() {
     drop(stdin);
     reader.join().expect("reader finishes");
     let screen = String::from_utf8_lossy(&screen.lock().expect("not poisoned")).into_owned();
-    assert!(status.success(), "bootstrap failed:\n{screen}");
+    assert!(
+        status.success(),
+        "bootstrap failed (logs under {}):\n{screen}",
+        cluster.dir().display()
+    );
     assert!(
         screen.contains("password"),
         "no prompt was shown:\n{screen}"
@@ -244,6 +305,7 @@ fn the_pat_from_a_masked_prompt_on_a_terminal() {
         "no progress was drawn:\n{screen}"
     );
     assert_eq!(commit_subjects(&repo, "main").len(), 2);
+    assert_flux_synced(&cluster, cluster.admin_context(), &ns, &repo, "main");
 }
 
 trait SpawnScript {
@@ -272,6 +334,9 @@ impl SpawnScript for std::process::Command {
 #[test]
 fn a_missing_branch_is_named_with_the_default_branch() {
     let env = env();
+    let Some(cluster) = real_flux_cluster(env) else {
+        return;
+    };
     let repo = env.repo();
     let ns = env.namespace();
     let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
@@ -303,7 +368,7 @@ fn a_missing_branch_is_named_with_the_default_branch() {
     let before = repo.branch_sha("main");
 
     let out = run(env
-        .plugin()
+        .plugin_on(&cluster)
         .args([
             "azdo",
             "--url",
@@ -327,7 +392,7 @@ fn a_missing_branch_is_named_with_the_default_branch() {
     );
 
     let out = run(env
-        .plugin()
+        .plugin_on(&cluster)
         .args([
             "azdo",
             "--url",
@@ -339,14 +404,24 @@ fn a_missing_branch_is_named_with_the_default_branch() {
             "--create-branch",
             "-n",
             &ns,
+            "--timeout",
+            "3m",
         ])
         .env("GIT_PASSWORD", env.git.pat()));
-    assert_eq!(out.0, 0, "{}", out.2);
+    assert_eq!(
+        out.0,
+        0,
+        "bootstrap failed (logs under {}):\n{}",
+        cluster.dir().display(),
+        out.2
+    );
     assert_eq!(
         commit_subjects(&repo, "dev").len(),
         3,
         "init plus the two bootstrap commits"
     );
+    // The real source-controller follows the new branch.
+    assert_flux_synced(&cluster, cluster.admin_context(), &ns, &repo, "dev");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `kubectl-fluxbootstrap` binary against the harness (a real
-//! kube-apiserver, an Azure-DevOps-shaped git server, fake Flux controllers), with results
+//! kube-apiserver, an Azure-DevOps-shaped git server and, for every bootstrap that runs to
+//! completion, a private control plane running the real Flux controllers), with results
 //! checked through the real `git` and `kubectl`.
 
 mod beyond_flux;

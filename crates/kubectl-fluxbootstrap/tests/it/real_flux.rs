@@ -9,39 +9,15 @@
 
 use std::time::{Duration, Instant};
 
-use fluxbootstrap_test::{ControlPlane, Repo, Workloads};
+use fluxbootstrap_test::{ControlPlane, Repo};
 
-use crate::context::{Env, commit_subjects, env, run, temp_dir};
+// Re-exported for `flux_peer`, which calls it as `crate::real_flux::real_flux_cluster`.
+pub(crate) use crate::context::real_flux_cluster;
+use crate::context::{commit_subjects, env, run, temp_dir};
 
 /// How long the `GitOps` loop may take to apply a pushed change: the `GitRepository` interval
 /// is 1 m, so the tests ask for a reconcile with the annotation instead of waiting it out.
 const LOOP_TIMEOUT: Duration = Duration::from_mins(2);
-
-/// A private control plane running the real Flux controllers, or `None` (said loudly) when the
-/// real Flux bundle is not available.
-pub(crate) fn real_flux_cluster(env: &Env) -> Option<ControlPlane> {
-    let real_bundle = std::env::var_os("FLUXBOOTSTRAP_FLUX_MANIFESTS")
-        .map(std::path::PathBuf::from)
-        .is_some_and(|d| d.join("v2.9.4/source-controller.yaml").is_file());
-    if !real_bundle {
-        assert!(
-            std::env::var_os("FLUXBOOTSTRAP_REQUIRE_REAL_FLUX").is_none(),
-            "FLUXBOOTSTRAP_REQUIRE_REAL_FLUX is set but FLUXBOOTSTRAP_FLUX_MANIFESTS has no v2.9.4 bundle"
-        );
-        #[expect(clippy::print_stderr, reason = "a skipped test says so")]
-        {
-            eprintln!(
-                "SKIPPED: this test runs the real Flux controllers and needs the real Flux v2.9.4 \
-                 bundle: set FLUXBOOTSTRAP_FLUX_MANIFESTS (as .ci/run does)"
-            );
-        }
-        return None;
-    }
-    Some(ControlPlane::start_with_workloads(&Workloads {
-        trusted_ca_file: Some(env.ca_file().to_owned()),
-        identity: None,
-    }))
-}
 
 /// `kubectl` against `cluster`, returning stdout (panics with stderr on failure).
 fn kubectl(cluster: &ControlPlane, args: &[&str]) -> String {
