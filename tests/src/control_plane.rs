@@ -268,13 +268,7 @@ impl ControlPlane {
             .find_map(|line| line.strip_prefix("k8s.io/kubernetes "))
             .and_then(|rest| rest.split_whitespace().next())
             .expect("xtask/go/kube/go.mod requires k8s.io/kubernetes");
-        let cache = std::env::var_os("XDG_CACHE_HOME")
-            .filter(|d| !d.is_empty())
-            .map_or_else(
-                || PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"),
-                PathBuf::from,
-            );
-        cache.join(format!("kubectl-fluxbootstrap/kube/{version}-{hash}"))
+        cache_dir("kube", &format!("{version}-{hash}"))
     }
 
     /// The built kubectl (same version as the apiserver) with `KUBECONFIG` set to
@@ -707,6 +701,18 @@ fn write_single_kubeconfig(
     fs_err::write(path, config.to_string()).map_err(|e| e.to_string())
 }
 
+/// `~/.cache/kubectl-fluxbootstrap/<tool>/<key>` (`XDG_CACHE_HOME` respected): where
+/// `cargo xtask` keeps the binaries it builds.
+pub(crate) fn cache_dir(tool: &str, key: &str) -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map_or_else(
+            || PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"),
+            PathBuf::from,
+        )
+        .join(format!("kubectl-fluxbootstrap/{tool}/{key}"))
+}
+
 /// A failure message naming the log file and quoting its last lines.
 fn failure(what: &str, detail: &str, log: &Path) -> String {
     let text = fs_err::read_to_string(log).unwrap_or_default();
@@ -718,7 +724,8 @@ fn failure(what: &str, detail: &str, log: &Path) -> String {
     )
 }
 
-fn spawn_logged(mut cmd: Command, log: &Path) -> Result<Child, String> {
+/// Spawns `cmd` (see [`spawn::spawn`]) with stdout and stderr appended to `log`.
+pub(crate) fn spawn_logged(mut cmd: Command, log: &Path) -> Result<Child, String> {
     let file = fs_err::OpenOptions::new()
         .create(true)
         .append(true)

@@ -27,13 +27,7 @@ pub fn flux_bin_dir() -> PathBuf {
             let _ = write!(s, "{b:02x}");
             s
         });
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|d| !d.is_empty())
-        .map_or_else(
-            || PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"),
-            PathBuf::from,
-        );
-    cache.join(format!("kubectl-fluxbootstrap/flux/builds-{hash}"))
+    crate::control_plane::cache_dir("flux", &format!("builds-{hash}"))
 }
 
 /// Every built binary by name, with the module version it was built at.

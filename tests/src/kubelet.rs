@@ -24,7 +24,7 @@ mod container;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -38,7 +38,7 @@ use kube::runtime::watcher;
 use kube::{Api, ResourceExt as _};
 use serde_json::json;
 
-use crate::control_plane::{runtime, spawn};
+use crate::control_plane::runtime;
 
 /// Flux controller images the kubelet reports Running without a process.
 const PROCESSLESS_FLUX_IMAGES: &[&str] = &[
@@ -748,26 +748,14 @@ async fn inject_workload_identity(
         .get("azure.workload.identity/tenant-id")
         .cloned()
         .unwrap_or_else(|| identity.default_tenant_id.clone());
-    let request: k8s_openapi::api::authentication::v1::TokenRequest =
-        serde_json::from_value(json!({
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenRequest",
-            "spec": {
-                "audiences": ["api://AzureADTokenExchange"],
-                "expirationSeconds": 3600,
-                "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": pod.name_any(), "uid": pod.metadata.uid},
-            },
-        }))
-        .map_err(|e| e.to_string())?;
-    let token = accounts
-        .create_token_request(&account_name, &PostParams::default(), &request)
-        .await
-        .map_err(|e| {
-            format!("cannot get an Azure federated token for {namespace}/{account_name}: {e}")
-        })?
-        .status
-        .and_then(|s| s.token)
-        .ok_or_else(|| "the federated TokenRequest returned no token".to_owned())?;
+    let token = pod_token(
+        &accounts,
+        pod,
+        &account_name,
+        Some("api://AzureADTokenExchange"),
+        3600,
+    )
+    .await?;
     let token_file = container::mounted(dir, "/var/run/secrets/azure/tokens/azure-identity-token");
     if let Some(parent) = token_file.parent() {
         fs_err::create_dir_all(parent).map_err(|e| e.to_string())?;
@@ -899,6 +887,36 @@ async fn lookup_sources(
     out
 }
 
+/// A `TokenRequest` token of `account`, bound to `pod`, for `audience` (the API server's
+/// when `None`), as the kubelet's projected token volumes hold.
+async fn pod_token(
+    accounts: &Api<ServiceAccount>,
+    pod: &Pod,
+    account: &str,
+    audience: Option<&str>,
+    expiration_seconds: i64,
+) -> Result<String, String> {
+    let mut spec = json!({
+        "expirationSeconds": expiration_seconds,
+        "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": pod.name_any(), "uid": pod.metadata.uid},
+    });
+    if let Some(audience) = audience {
+        spec["audiences"] = json!([audience]);
+    }
+    let request: k8s_openapi::api::authentication::v1::TokenRequest = serde_json::from_value(
+        json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}),
+    )
+    .map_err(|e| e.to_string())?;
+    let namespace = pod.namespace().unwrap_or_default();
+    accounts
+        .create_token_request(account, &PostParams::default(), &request)
+        .await
+        .map_err(|e| format!("cannot get a token for ServiceAccount {namespace}/{account}: {e}"))?
+        .status
+        .and_then(|s| s.token)
+        .ok_or_else(|| format!("the TokenRequest for {namespace}/{account} returned no token"))
+}
+
 /// A kubeconfig with a `TokenRequest` token of the pod's `ServiceAccount`, bound to the pod.
 async fn write_kubeconfig(ctx: &Ctx, pod: &Pod, dir: &Path) -> Result<PathBuf, String> {
     let namespace = pod.namespace().unwrap_or_default();
@@ -908,23 +926,7 @@ async fn write_kubeconfig(ctx: &Ctx, pod: &Pod, dir: &Path) -> Result<PathBuf, S
         .and_then(|s| s.service_account_name.clone())
         .unwrap_or_else(|| "default".to_owned());
     let accounts: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), &namespace);
-    let request: k8s_openapi::api::authentication::v1::TokenRequest =
-        serde_json::from_value(json!({
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenRequest",
-            "spec": {
-                "expirationSeconds": 86_400,
-                "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": pod.name_any(), "uid": pod.metadata.uid},
-            },
-        }))
-        .map_err(|e| e.to_string())?;
-    let token = accounts
-        .create_token_request(&account, &PostParams::default(), &request)
-        .await
-        .map_err(|e| format!("cannot get a token for ServiceAccount {namespace}/{account}: {e}"))?
-        .status
-        .and_then(|s| s.token)
-        .ok_or_else(|| format!("the TokenRequest for {namespace}/{account} returned no token"))?;
+    let token = pod_token(&accounts, pod, &account, None, 86_400).await?;
     let config = json!({
         "apiVersion": "v1",
         "kind": "Config",
@@ -959,21 +961,12 @@ fn spawn_process(
     spec: &container::ProcessSpec,
     log: &Path,
 ) -> Result<Child, String> {
-    let file = fs_err::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .map_err(|e| e.to_string())?;
-    let err = file.file().try_clone().map_err(|e| e.to_string())?;
     let mut cmd = Command::new(binary);
     cmd.args(&spec.args)
         .env_clear()
         .envs(&spec.env)
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .stdin(Stdio::null())
-        .stdout(file.into_parts().0)
-        .stderr(err);
-    spawn::spawn(cmd).map_err(|e| format!("cannot start `{}`: {e}", binary.display()))
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin");
+    crate::control_plane::spawn_logged(cmd, log)
 }
 
 /// The stable port of Service `name`, starting its forwarder on first use.

@@ -1,8 +1,8 @@
-//! Removing Flux like `flux uninstall`: finalizers on Flux custom resources are stripped first
-//! (no controller is left to remove them, so deletions would hang), then the components
-//! selected by `app.kubernetes.io/part-of=flux` (cluster-scoped ones also by the instance
-//! label, so another Flux instance is left alone), then the Flux CRDs, then the namespace.
-//! Nothing without those labels is touched.
+//! Removing Flux in `flux uninstall`'s order: the components selected by
+//! `app.kubernetes.io/part-of=flux` (cluster-scoped ones also by the instance label, so
+//! another Flux instance is left alone), then the finalizers on Flux custom resources (no
+//! controller is left to remove them, or to put them back, so deletions would hang), then
+//! the Flux CRDs, then the namespace. Nothing without those labels is touched.
 
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::discovery::Scope;
@@ -134,14 +134,8 @@ impl Cluster {
             .await
             .map_err(self.api_err("list Flux CustomResourceDefinitions"))?;
 
-        // 1. Finalizers on every custom resource of every Flux CRD, in all namespaces.
-        for crd in &crds.items {
-            let crd = serde_json::to_value(crd).unwrap_or_default();
-            if let Some(api) = custom_resource_api(self, &crd) {
-                run.strip_finalizers(&api).await?;
-            }
-        }
-        // 2. Components in the namespace, then cluster-scoped RBAC of this instance.
+        // 1. Components in the namespace, then cluster-scoped RBAC of this instance, first (as
+        // `flux uninstall` does), so no controller is left to put a finalizer back.
         for fixed in NAMESPACED {
             run.delete_selected(&self.fixed_api(fixed, Some(ns)), fixed, PART_OF_FLUX)
                 .await?;
@@ -150,6 +144,13 @@ impl Cluster {
         for fixed in CLUSTER_SCOPED {
             run.delete_selected(&self.fixed_api(fixed, None), fixed, &instance)
                 .await?;
+        }
+        // 2. Finalizers on every custom resource of every Flux CRD, in all namespaces.
+        for crd in &crds.items {
+            let crd = serde_json::to_value(crd).unwrap_or_default();
+            if let Some(api) = custom_resource_api(self, &crd) {
+                run.strip_finalizers(&api).await?;
+            }
         }
         // 3. CRDs last, so custom resources are gone (the API server deletes them with the CRD).
         run.delete_selected(&crd_api, &CRDS, PART_OF_FLUX).await?;
