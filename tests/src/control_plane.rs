@@ -101,7 +101,7 @@ impl ControlPlane {
     ///
     /// Panics when the kube or Flux binaries are missing, naming the command that builds them.
     pub fn start_with_workloads(workloads: &Workloads) -> ControlPlane {
-        if let Some(message) = crate::flux_binaries::missing_flux_binaries() {
+        if let Some(message) = crate::flux_binaries::missing_controller_binaries() {
             panic!("{message}");
         }
         Self::try_start_with(Some(workloads)).unwrap_or_else(|message| panic!("{message}"))

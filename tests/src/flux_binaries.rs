@@ -66,11 +66,21 @@ pub fn flux_cli() -> Option<PathBuf> {
 
 /// Why the real Flux binaries are missing, and the command that builds them.
 pub fn missing_flux_binaries() -> Option<String> {
+    missing(|_| true)
+}
+
+/// Like [`missing_flux_binaries`], for the controllers the kubelet runs (not the CLI, which
+/// needs the real bundle to be built).
+pub(crate) fn missing_controller_binaries() -> Option<String> {
+    missing(|name| name.ends_with("-controller"))
+}
+
+fn missing(wanted: impl Fn(&str) -> bool) -> Option<String> {
     let dir = flux_bin_dir();
     let missing: Vec<String> = builds()
         .into_iter()
         .map(|(name, _)| name)
-        .filter(|name| !dir.join(name).is_file())
+        .filter(|name| wanted(name) && !dir.join(name).is_file())
         .collect();
     (!missing.is_empty()).then(|| {
         format!(

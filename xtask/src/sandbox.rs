@@ -1,6 +1,6 @@
 //! `cargo xtask sandbox up|down|repo|add-key`: a local Azure-DevOps-shaped git server, two
-//! Kubernetes clusters, fake Flux controllers and a Flux release download, for trying the plugin
-//! without Azure or a cluster.
+//! Kubernetes clusters with the real Flux controllers and a Flux release download, for trying
+//! the plugin without Azure or a cluster.
 //!
 //! xtask stays light: it builds and starts the `sandbox` binary of the harness package
 //! (`fluxbootstrap-test`) in its own session, and talks to it over `target/sandbox/control.sock`.

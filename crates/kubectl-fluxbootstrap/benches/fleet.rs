@@ -1,8 +1,8 @@
 //! `cargo xtask bench fleet`: how a fleet bootstrap scales, 1 cluster vs 8, in one run.
 //!
-//! Starts four private harness control planes (two API servers each, so eight clusters) with
-//! fake controllers on every cluster, merges their kubeconfigs into one with unique context
-//! names, then times the real plugin bootstrapping one cluster and then all eight into fresh
+//! Starts four private harness control planes (two API servers each, so eight clusters) and
+//! a fifth for the single-cluster run, with the real Flux controllers on every cluster, merges
+//! their kubeconfigs into one with unique context names, then times the real plugin bootstrapping one cluster and then all eight into fresh
 //! repositories of the harness git server, and a no-op re-run of the eight. It prints the wall
 //! times, the ratio, and the commits and clones each run made. Targets: eight clusters in less
 //! than twice the time of one, with exactly two commits and one clone.
@@ -16,9 +16,7 @@ use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use fluxbootstrap_test::{
-    ControlPlane, FakeControllerOptions, FakeControllers, GitServer, ReleaseServer, Repo,
-};
+use fluxbootstrap_test::{ControlPlane, GitServer, ReleaseServer, Repo, Workloads};
 use serde_json::Value;
 
 const PLANES: usize = 4;
@@ -58,21 +56,30 @@ fn bench() -> Result<bool, String> {
     let cache = tempfile::tempdir().map_err(|e| e.to_string())?;
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
 
-    let planes: Vec<ControlPlane> = (0..PLANES).map(|_| ControlPlane::start()).collect();
-    let kubeconfig = work.path().join("fleet-kubeconfig");
-    let contexts = merge_kubeconfigs(&planes, &kubeconfig)?;
-    let _controllers: Vec<FakeControllers> = contexts
-        .iter()
-        .map(|context| {
-            FakeControllers::start(FakeControllerOptions {
-                kubeconfig: kubeconfig.clone(),
-                context: context.clone(),
-                azure_token: None,
-            })
-        })
+    let real_bundle = std::env::var_os("FLUXBOOTSTRAP_FLUX_MANIFESTS")
+        .map(std::path::PathBuf::from)
+        .is_some_and(|d| d.join("v2.9.4/source-controller.yaml").is_file());
+    if !real_bundle {
+        return Err(
+            "the real Flux controllers need the real bundle: set FLUXBOOTSTRAP_FLUX_MANIFESTS"
+                .to_owned(),
+        );
+    }
+    // The fleet's planes, and one more whose first cluster the single-cluster run uses, so
+    // no cluster holds two Flux installs (their controllers would fight).
+    let workloads = Workloads {
+        trusted_ca_file: Some(git.ca_file().to_owned()),
+        identity: None,
+    };
+    let planes: Vec<ControlPlane> = (0..=PLANES)
+        .map(|_| ControlPlane::start_with_workloads(&workloads))
         .collect();
+    let kubeconfig = work.path().join("fleet-kubeconfig");
+    let all_contexts = merge_kubeconfigs(&planes, &kubeconfig)?;
+    let contexts = all_contexts[..2 * PLANES].to_vec();
+    let solo = all_contexts[2 * PLANES].clone();
     report(&format!(
-        "setup: {} clusters on {PLANES} control planes, fake controllers, git server: {:.1}s",
+        "setup: {} clusters on {PLANES} control planes (+1 for the single run), real Flux controllers, git server: {:.1}s",
         contexts.len(),
         setup.elapsed().as_secs_f64()
     ));
@@ -115,9 +122,14 @@ fn bench() -> Result<bool, String> {
 
     let one_repo = git.create_repo("bench-org", "bench-project", "one");
     // One cluster through today's single-context flow (a literal `--path`), as users run it.
-    let one_path = format!("clusters/{}", contexts[0]);
+    let one_path = format!("clusters/{solo}");
     let one = timed(
-        plugin(&one_repo, "fleet-one", &one_path, &contexts[..1]),
+        plugin(
+            &one_repo,
+            "fleet-one",
+            &one_path,
+            std::slice::from_ref(&solo),
+        ),
         &one_repo,
         &planes,
     )?;

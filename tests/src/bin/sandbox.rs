@@ -3,7 +3,7 @@
 //!
 //! It starts the git server (HTTPS + SSH), the control plane (two clusters, each running the
 //! real source-controller and kustomize-controller through the process kubelet when the real
-//! Flux bundle and binaries are there, else the fake controllers) and the release server, writes `<dir>/env` (`KEY=VALUE` lines a shell can
+//! Flux bundle and binaries are there; it says so when they are not) and the release server, writes `<dir>/env` (`KEY=VALUE` lines a shell can
 //! source), serves `repo` / `add-key` requests on the Unix socket `<dir>/control.sock`, and
 //! tears everything down on SIGTERM or SIGINT.
 
@@ -13,8 +13,8 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 use fluxbootstrap_test::{
-    ControlPlane, FakeControllerOptions, FakeControllers, GitServer, IdentityEndpoint,
-    ReleaseServer, Workloads, flux_bundle_tar_gz, missing_flux_binaries,
+    ControlPlane, GitServer, IdentityEndpoint, ReleaseServer, Workloads, flux_bundle_tar_gz,
+    missing_flux_binaries,
 };
 
 /// Organization, project and repository of the sandbox's first empty repository.
@@ -43,7 +43,7 @@ fn main() {
     let real_bundle = std::env::var_os("FLUXBOOTSTRAP_FLUX_MANIFESTS")
         .map(PathBuf::from)
         .is_some_and(|d| d.join("v2.9.4/source-controller.yaml").is_file());
-    let (cluster, controllers) = match (real_bundle, missing_flux_binaries()) {
+    let cluster = match (real_bundle, missing_flux_binaries()) {
         (true, None) => {
             log("starting the control plane (two clusters, each with the real Flux controllers)");
             let cluster = ControlPlane::start_with_workloads(&Workloads {
@@ -62,25 +62,19 @@ fn main() {
                     SANDBOX_AZURE_CLIENT_ID,
                 );
             }
-            (cluster, None)
+            cluster
         }
         (real_bundle, missing) => {
             log(&format!(
-                "the real Flux controllers cannot run here ({}), so the first cluster gets the \
-                 fake controllers and the second none",
+                "the real Flux controllers cannot run here ({}): the clusters run no Flux \
+                 controllers, so a bootstrap will wait until its --timeout",
                 if real_bundle {
                     missing.unwrap_or_default()
                 } else {
                     "FLUXBOOTSTRAP_FLUX_MANIFESTS has no v2.9.4 bundle".to_owned()
                 }
             ));
-            let cluster = ControlPlane::start();
-            let controllers = FakeControllers::start(FakeControllerOptions {
-                kubeconfig: cluster.kubeconfig().to_owned(),
-                context: cluster.admin_context().to_owned(),
-                azure_token: Some(git.bearer_token().to_owned()),
-            });
-            (cluster, Some(controllers))
+            ControlPlane::start()
         }
     };
 
@@ -149,7 +143,6 @@ fn main() {
     log("stopping");
     let _ = fs_err::remove_file(&env_file);
     let _ = fs_err::remove_file(&socket);
-    drop(controllers);
     drop(releases);
     drop(cluster);
     drop(git);

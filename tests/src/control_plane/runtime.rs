@@ -1,7 +1,7 @@
 //! The harness's background tokio runtime and kube clients built on it.
 //!
 //! The harness API is blocking so tests stay plain `#[test]` functions; the async kube-rs
-//! work (readiness probes, fake controllers) runs on this one runtime, which lives as long
+//! work (readiness probes, the process kubelet) runs on this one runtime, which lives as long
 //! as the test process.
 
 use std::future::Future;

@@ -1,16 +1,13 @@
-//! The control plane and fake controllers behave like a real cluster for the real kubectl:
-//! admin and non-admin users, two independent clusters, the real version, Deployments that
-//! become Available, and Flux sources that become Ready only with working credentials.
+//! The control plane behaves like a real cluster for the real kubectl: admin and non-admin
+//! users, two independent clusters, the real version, and, with workloads, Deployments whose
+//! Pods the real scheduler binds and the process kubelet runs.
 
 use std::io::Write as _;
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use fluxbootstrap_test::{ControlPlane, FakeControllerOptions, FakeControllers, GitServer};
+use fluxbootstrap_test::{ControlPlane, Workloads};
 use serde_json::{Value, json};
-
-const FLUX_CRDS: &str = include_str!("kube_fixtures/flux-crds.yaml");
 
 fn run(mut cmd: Command) -> Output {
     cmd.output().expect("the command runs")
@@ -77,30 +74,10 @@ fn wait_for<T>(plane: &ControlPlane, args: &[&str], check: impl Fn(&Value) -> Op
     }
 }
 
-fn ready_condition(object: &Value) -> Option<(String, String)> {
-    let condition = object
-        .pointer("/status/conditions")?
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == "Ready")?;
-    Some((
-        condition["status"].as_str()?.to_owned(),
-        condition["message"].as_str()?.to_owned(),
-    ))
-}
-
 fn new_namespace(plane: &ControlPlane, prefix: &str) -> String {
     let namespace = plane.unique_name(prefix);
     kubectl_ok(plane, &["create", "namespace", &namespace]);
     namespace
-}
-
-fn fake_controllers(plane: &ControlPlane) -> FakeControllers {
-    FakeControllers::start(FakeControllerOptions {
-        kubeconfig: plane.kubeconfig().to_owned(),
-        context: plane.admin_context().to_owned(),
-        azure_token: None,
-    })
 }
 
 #[test]
@@ -187,58 +164,49 @@ fn second_context_is_an_independent_cluster() {
     );
 }
 
+/// The process kubelet with the real kube-controller-manager and kube-scheduler: a
+/// Deployment of a Flux image the harness runs without a process becomes Available through
+/// the real deployment controller, and an image it cannot run waits with `ErrImagePull`.
 #[test]
-fn fake_controllers_make_deployments_available() {
-    let plane = ControlPlane::shared();
-    let namespace = new_namespace(plane, "deploy");
-    let _controllers = fake_controllers(plane);
+fn the_kubelet_runs_pods_the_scheduler_binds() {
+    let plane = ControlPlane::start_with_workloads(&Workloads::default());
+    let deployment = |name: &str, image: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n      - name: main\n        image: {image}\n"
+        )
+    };
     apply(
-        plane,
-        &json!({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "web", "namespace": namespace},
-            "spec": {
-                "replicas": 2,
-                "selector": {"matchLabels": {"app": "web"}},
-                "template": {
-                    "metadata": {"labels": {"app": "web"}},
-                    "spec": {"containers": [{"name": "web", "image": "example.invalid/web:1"}]},
-                },
-            },
-        })
-        .to_string(),
+        &plane,
+        &deployment("helm", "ghcr.io/fluxcd/helm-controller:v1.6.3"),
     );
-    let rollout = [
-        "rollout",
-        "status",
-        "deployment/web",
-        "-n",
-        &namespace,
-        "--timeout=60s",
-    ];
-    kubectl_ok(plane, &rollout);
-    kubectl_ok(
-        plane,
-        &[
-            "wait",
-            "--for=condition=Available",
-            "deployment/web",
-            "-n",
-            &namespace,
-            "--timeout=60s",
-        ],
+    apply(&plane, &deployment("other", "docker.io/library/busybox:1"));
+    let available = wait_for(
+        &plane,
+        &["-n", "default", "get", "deployment", "helm"],
+        |d| {
+            let conditions = d["status"]["conditions"].as_array()?;
+            conditions
+                .iter()
+                .any(|c| c["type"] == "Available" && c["status"] == "True")
+                .then_some(d["status"]["availableReplicas"].clone())
+        },
     );
-    // A spec change bumps the generation; the status follows.
-    kubectl_ok(
-        plane,
-        &["scale", "deployment/web", "-n", &namespace, "--replicas=3"],
+    assert_eq!(available, json!(1));
+    let reason = wait_for(
+        &plane,
+        &["-n", "default", "get", "pods", "-l", "app=other"],
+        |pods| {
+            pods["items"][0]["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+                .as_str()
+                .filter(|r| *r == "ErrImagePull")
+                .map(str::to_owned)
+        },
     );
-    kubectl_ok(plane, &rollout);
-    let deployment = get_json(plane, &["get", "deployment/web", "-n", &namespace]);
-    assert_eq!(deployment["status"]["availableReplicas"], 3);
+    assert_eq!(reason, "ErrImagePull");
+    let node = get_json(&plane, &["get", "pods", "-n", "default", "-l", "app=helm"]);
     assert_eq!(
-        deployment["status"]["observedGeneration"],
-        deployment["metadata"]["generation"]
+        node["items"][0]["spec"]["nodeName"], "node-admin",
+        "the scheduler bound it"
     );
 }
 
@@ -266,327 +234,4 @@ fn control_plane_apiserver_stops_and_restarts() {
         !dir.exists(),
         "the control plane's directory is removed on drop"
     );
-}
-
-/// A commit on `main` of a new repository on the shared git server, with `clusters/dev/`.
-fn seed_repo(server: &GitServer) -> (fluxbootstrap_test::Repo, String) {
-    let name = ControlPlane::shared().unique_name("fake-source");
-    let repo = server.create_repo("kube-org", "kube-project", &name);
-    let work = tempfile::tempdir().expect("temp dir");
-    let git = |args: &[&str]| {
-        let mut cmd = Command::new("git");
-        cmd.current_dir(work.path())
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .args([
-                "-c",
-                "user.name=test",
-                "-c",
-                "user.email=test@example.invalid",
-            ])
-            .args(args);
-        let output = run(cmd);
-        assert!(
-            output.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).trim().to_owned()
-    };
-    git(&["init", "--quiet", "--initial-branch=main", "."]);
-    fs_err::create_dir_all(work.path().join("clusters/dev")).expect("mkdir");
-    fs_err::write(work.path().join("clusters/dev/README"), "dev\n").expect("write");
-    git(&["add", "."]);
-    git(&["commit", "--quiet", "-m", "seed"]);
-    git(&[
-        "push",
-        "--quiet",
-        &repo.bare_path.display().to_string(),
-        "main",
-    ]);
-    let sha = git(&["rev-parse", "HEAD"]);
-    (repo, sha)
-}
-
-fn source_secret(namespace: &str, name: &str, password: &str, ca_file: &Path) -> String {
-    json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": name, "namespace": namespace},
-        "stringData": {
-            "username": "git",
-            "password": password,
-            "ca.crt": fs_err::read_to_string(ca_file).expect("the CA file is readable"),
-        },
-    })
-    .to_string()
-}
-
-fn git_repository(namespace: &str, name: &str, url: &str, secret: &str) -> String {
-    json!({
-        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"interval": "1m0s", "url": url, "ref": {"branch": "main"}, "secretRef": {"name": secret}},
-    })
-    .to_string()
-}
-
-fn kustomization(namespace: &str, name: &str, source: &str, path: &str) -> String {
-    json!({
-        "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"interval": "10m0s", "path": path, "prune": true,
-                 "sourceRef": {"kind": "GitRepository", "name": source}},
-    })
-    .to_string()
-}
-
-fn install_flux_crds(plane: &ControlPlane) {
-    apply(plane, FLUX_CRDS);
-    kubectl_ok(
-        plane,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/gitrepositories.source.toolkit.fluxcd.io",
-            "crd/kustomizations.kustomize.toolkit.fluxcd.io",
-        ],
-    );
-}
-
-#[test]
-fn fake_source_controller_uses_workload_identity_for_azure() {
-    let plane = ControlPlane::shared();
-    let server = GitServer::shared();
-    install_flux_crds(plane);
-    let namespace = new_namespace(plane, "flux-azure");
-    let _controllers = FakeControllers::start(FakeControllerOptions {
-        kubeconfig: plane.kubeconfig().to_owned(),
-        context: plane.admin_context().to_owned(),
-        azure_token: Some(server.bearer_token().to_owned()),
-    });
-    let (repo, sha) = seed_repo(server);
-    apply(
-        plane,
-        &json!({
-            "apiVersion": "v1", "kind": "ServiceAccount",
-            "metadata": {"name": "source-controller", "namespace": namespace},
-        })
-        .to_string(),
-    );
-    // No secretRef: the identity comes from the provider, the CA from the "public" trust store.
-    apply(plane, &json!({
-        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
-        "metadata": {"name": "azure", "namespace": namespace},
-        "spec": {"interval": "1m0s", "url": repo.https_url, "ref": {"branch": "main"}, "provider": "azure"},
-    }).to_string());
-    let source = ["get", "gitrepository/azure", "-n", &namespace];
-    let (_, message) = wait_for(plane, &source, |o| {
-        ready_condition(o).filter(|(status, _)| status == "False")
-    });
-    assert!(
-        message.contains("azure.workload.identity/client-id"),
-        "{message}"
-    );
-
-    kubectl_ok(
-        plane,
-        &[
-            "annotate",
-            "serviceaccount/source-controller",
-            "-n",
-            &namespace,
-            "azure.workload.identity/client-id=00000000-0000-0000-0000-000000000000",
-        ],
-    );
-    let revision = wait_for(plane, &source, |o| {
-        (ready_condition(o)?.0 == "True").then(|| o["status"]["artifact"]["revision"].clone())
-    });
-    assert_eq!(revision, format!("main@sha1:{sha}").as_str());
-}
-
-#[test]
-fn fake_source_controller_fetches_with_the_secret_credentials() {
-    let plane = ControlPlane::shared();
-    let server = GitServer::shared();
-    install_flux_crds(plane);
-    let namespace = new_namespace(plane, "flux-source");
-    let _controllers = fake_controllers(plane);
-    let (repo, sha) = seed_repo(server);
-    let revision = format!("main@sha1:{sha}");
-
-    apply(
-        plane,
-        &source_secret(&namespace, "good", server.pat(), server.ca_file()),
-    );
-    apply(
-        plane,
-        &git_repository(&namespace, "good", &repo.https_url, "good"),
-    );
-    apply(
-        plane,
-        &kustomization(&namespace, "good", "good", "./clusters/dev"),
-    );
-    let wrong_pat = "wrongpat0000000000000000000000000000000000000000000";
-    apply(
-        plane,
-        &source_secret(&namespace, "bad", wrong_pat, server.ca_file()),
-    );
-    apply(
-        plane,
-        &git_repository(&namespace, "bad", &repo.https_url, "bad"),
-    );
-    apply(
-        plane,
-        &git_repository(&namespace, "no-secret", &repo.https_url, "missing"),
-    );
-    apply(
-        plane,
-        &kustomization(&namespace, "no-path", "good", "./clusters/prod"),
-    );
-
-    let good = ["get", "gitrepository/good", "-n", &namespace];
-    let artifact = wait_for(plane, &good, |o| {
-        (ready_condition(o)?.0 == "True").then(|| o["status"]["artifact"].clone())
-    });
-    assert_eq!(artifact["revision"], revision.as_str());
-    let object = get_json(plane, &good);
-    assert_eq!(
-        object["status"]["observedGeneration"],
-        object["metadata"]["generation"]
-    );
-
-    let ks = ["get", "kustomization/good", "-n", &namespace];
-    wait_for(plane, &ks, |o| {
-        (ready_condition(o)?.0 == "True").then_some(())
-    });
-    let object = get_json(plane, &ks);
-    assert_eq!(object["status"]["lastAttemptedRevision"], revision.as_str());
-    assert_eq!(object["status"]["lastAppliedRevision"], revision.as_str());
-
-    let (_, message) = wait_for(
-        plane,
-        &["get", "gitrepository/bad", "-n", &namespace],
-        |o| ready_condition(o).filter(|(status, _)| status == "False"),
-    );
-    assert!(
-        message.contains("Authentication failed") || message.contains("401"),
-        "{message}"
-    );
-    assert!(
-        !message.contains(wrong_pat),
-        "the PAT leaked into the status: {message}"
-    );
-
-    let (_, message) = wait_for(
-        plane,
-        &["get", "gitrepository/no-secret", "-n", &namespace],
-        |o| ready_condition(o).filter(|(status, _)| status == "False"),
-    );
-    assert!(
-        message.contains("secrets \"missing\" not found"),
-        "{message}"
-    );
-
-    let (_, message) = wait_for(
-        plane,
-        &["get", "kustomization/no-path", "-n", &namespace],
-        |o| ready_condition(o).filter(|(status, _)| status == "False"),
-    );
-    assert!(message.contains("clusters/prod"), "{message}");
-
-    // A reconcile request is acknowledged like Flux does.
-    kubectl_ok(
-        plane,
-        &[
-            "annotate",
-            "--overwrite",
-            "gitrepository/good",
-            "-n",
-            &namespace,
-            "reconcile.fluxcd.io/requestedAt=2026-01-01T00:00:00Z",
-        ],
-    );
-    wait_for(plane, &good, |o| {
-        (o["status"]["lastHandledReconcileAt"] == "2026-01-01T00:00:00Z").then_some(())
-    });
-}
-
-fn ssh_keypair(dir: &Path, name: &str) -> (String, String) {
-    let path = dir.join(name);
-    let mut cmd = Command::new("ssh-keygen");
-    cmd.args(["-q", "-t", "rsa", "-b", "2048", "-N", "", "-C", "", "-f"])
-        .arg(&path);
-    assert!(run(cmd).status.success(), "ssh-keygen runs");
-    (
-        fs_err::read_to_string(&path).expect("private key"),
-        fs_err::read_to_string(path.with_extension("pub")).expect("public key"),
-    )
-}
-
-#[test]
-fn fake_source_controller_fetches_over_ssh_and_with_a_bearer_token() {
-    let plane = ControlPlane::shared();
-    let server = GitServer::shared();
-    install_flux_crds(plane);
-    let namespace = new_namespace(plane, "flux-ssh");
-    let _controllers = fake_controllers(plane);
-    let (repo, sha) = seed_repo(server);
-    let revision = format!("main@sha1:{sha}");
-    let keys = tempfile::tempdir().expect("temp dir");
-    let (identity, public) = ssh_keypair(keys.path(), "deploy");
-    server.add_ssh_key(&public);
-    let (_, other_host_key) = ssh_keypair(keys.path(), "other-host");
-    let wrong_known_hosts = format!(
-        "[127.0.0.1]:{} {}",
-        server.ssh_host().rsplit(':').next().expect("host:port"),
-        other_host_key.trim()
-    );
-    let ca = fs_err::read_to_string(server.ca_file()).expect("the CA file is readable");
-    for (name, data, url) in [
-        (
-            "ssh",
-            json!({"identity": identity, "identity.pub": public, "known_hosts": server.ssh_known_hosts()}),
-            &repo.ssh_url,
-        ),
-        (
-            "ssh-wrong-host",
-            json!({"identity": identity, "identity.pub": public, "known_hosts": wrong_known_hosts}),
-            &repo.ssh_url,
-        ),
-        (
-            "bearer",
-            json!({"bearerToken": server.bearer_token(), "ca.crt": ca}),
-            &repo.https_url,
-        ),
-    ] {
-        apply(
-            plane,
-            &json!({
-                "apiVersion": "v1", "kind": "Secret",
-                "metadata": {"name": name, "namespace": namespace},
-                "stringData": data,
-            })
-            .to_string(),
-        );
-        apply(plane, &git_repository(&namespace, name, url, name));
-    }
-    for name in ["ssh", "bearer"] {
-        let artifact = wait_for(
-            plane,
-            &["get", &format!("gitrepository/{name}"), "-n", &namespace],
-            |o| (ready_condition(o)?.0 == "True").then(|| o["status"]["artifact"].clone()),
-        );
-        assert_eq!(artifact["revision"], revision.as_str(), "{name}");
-    }
-    let (_, message) = wait_for(
-        plane,
-        &["get", "gitrepository/ssh-wrong-host", "-n", &namespace],
-        |o| ready_condition(o).filter(|(status, _)| status == "False"),
-    );
-    assert!(
-        message.contains("Host key verification failed"),
-        "{message}"
-    );
-    assert!(!message.contains("PRIVATE KEY"), "{message}");
 }
