@@ -289,6 +289,24 @@ pub(crate) fn show(repo: &Repo, branch: &str, path: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A passphrase-protected RSA key made by `ssh-keygen` in `dir`, registered with the git
+/// server (what a user does on the Azure DevOps SSH keys page); returns the private key's path
+/// and the public key line.
+pub(crate) fn registered_rsa_key(env: &Env, dir: &Path, passphrase: &str) -> (PathBuf, String) {
+    let key = dir.join("id_rsa");
+    let status = Command::new("ssh-keygen")
+        .args([
+            "-q", "-t", "rsa", "-b", "3072", "-N", passphrase, "-C", "", "-f",
+        ])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen runs");
+    assert!(status.success(), "ssh-keygen failed");
+    let public = std::fs::read_to_string(dir.join("id_rsa.pub")).expect("public key written");
+    env.git.add_ssh_key(public.trim());
+    (key, public)
+}
+
 /// A fresh temp dir path for key files etc.
 pub(crate) fn temp_dir() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("a temp dir can be created");

@@ -668,26 +668,7 @@ fn ssh_only_matches_flux_bootstrap_git_apart_from_the_hostkey_patch() {
         return;
     };
     let (_keys, dir) = temp_dir();
-    let key = dir.join("id_rsa");
-    let status = std::process::Command::new("ssh-keygen")
-        .args([
-            "-q",
-            "-t",
-            "rsa",
-            "-b",
-            "3072",
-            "-N",
-            "correct horse",
-            "-C",
-            "",
-            "-f",
-        ])
-        .arg(&key)
-        .status()
-        .expect("ssh-keygen runs");
-    assert!(status.success());
-    let public = std::fs::read_to_string(dir.join("id_rsa.pub")).expect("public key written");
-    env.git.add_ssh_key(public.trim());
+    let (key, public) = crate::context::registered_rsa_key(env, &dir, "correct horse");
     let case = Case {
         name: "ssh only",
         flags: &[

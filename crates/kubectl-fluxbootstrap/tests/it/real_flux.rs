@@ -264,26 +264,7 @@ fn ssh_only_bootstrap_clones_with_and_without_the_hostkey_patch_on_real_flux() {
     let repo = env.repo();
     let ns = "flux-system";
     let (_dir, dir) = temp_dir();
-    let key = dir.join("id_rsa");
-    let status = std::process::Command::new("ssh-keygen")
-        .args([
-            "-q",
-            "-t",
-            "rsa",
-            "-b",
-            "3072",
-            "-N",
-            "correct horse",
-            "-C",
-            "",
-            "-f",
-        ])
-        .arg(&key)
-        .status()
-        .expect("ssh-keygen runs");
-    assert!(status.success());
-    let public = std::fs::read_to_string(dir.join("id_rsa.pub")).expect("public key written");
-    env.git.add_ssh_key(public.trim());
+    let (key, _) = crate::context::registered_rsa_key(env, &dir, "correct horse");
     let out = run(env
         .plugin()
         .args(["azdo", "--url", &repo.ssh_url, "--private-key-file"])
