@@ -88,7 +88,6 @@ pub struct Kubelet {
     sink: tokio::task::AbortHandle,
     egress: Option<tokio::task::AbortHandle>,
     pods: Arc<Mutex<HashMap<String, PodHandle>>>,
-    work_dir: PathBuf,
 }
 
 impl Kubelet {
@@ -102,7 +101,6 @@ impl Kubelet {
         let register_client = client.clone();
         runtime::block_on(async move { register_node(register_client, &node).await })?;
         let pods: Arc<Mutex<HashMap<String, PodHandle>>> = Arc::default();
-        let work_dir = opts.work_dir.clone();
         let events =
             runtime::block_on(async { tokio::net::TcpListener::bind("127.0.0.1:0").await })
                 .map_err(|e| format!("cannot bind the event sink: {e}"))?;
@@ -136,14 +134,7 @@ impl Kubelet {
             sink,
             egress: egress.map(|(_, task)| task),
             pods,
-            work_dir,
         })
-    }
-
-    /// The log file of a pod's container (`<namespace>_<pod>_<container>.log`).
-    pub fn log_file(&self, namespace: &str, pod: &str, container: &str) -> PathBuf {
-        self.work_dir
-            .join(format!("{namespace}_{pod}_{container}.log"))
     }
 
     /// The command lines of the processes running now, as (pod name, arguments).
@@ -760,7 +751,7 @@ async fn inject_workload_identity(
     if let Some(parent) = token_file.parent() {
         fs_err::create_dir_all(parent).map_err(|e| e.to_string())?;
     }
-    fs_err::write(&token_file, token).map_err(|e| e.to_string())?;
+    write_private(&token_file, token.as_bytes())?;
     env.insert("AZURE_CLIENT_ID".to_owned(), client_id.clone());
     env.insert("AZURE_TENANT_ID".to_owned(), tenant);
     env.insert(
@@ -940,20 +931,23 @@ async fn write_kubeconfig(ctx: &Ctx, pod: &Pod, dir: &Path) -> Result<PathBuf, S
     });
     fs_err::create_dir_all(dir).map_err(|e| e.to_string())?;
     let path = dir.join("kubeconfig");
-    {
-        use std::io::Write as _;
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
-        file.write_all(config.to_string().as_bytes())
-            .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
-    }
+    write_private(&path, config.to_string().as_bytes())?;
     Ok(path)
+}
+
+/// Writes a file that holds a token, created with mode 0600.
+fn write_private(path: &Path, contents: &[u8]) -> Result<(), String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+    file.write_all(contents)
+        .map_err(|e| format!("cannot write `{}`: {e}", path.display()))
 }
 
 fn spawn_process(
@@ -1081,7 +1075,7 @@ async fn probe(port: u16, path: &str) -> bool {
 }
 
 /// A stable address in 10.244.0.0/16 per pod, derived from its uid.
-fn pod_ip(pod: &Pod) -> String {
+pub(crate) fn pod_ip(pod: &Pod) -> String {
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
     let hash = uid
         .bytes()

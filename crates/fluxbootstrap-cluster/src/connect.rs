@@ -65,6 +65,22 @@ pub struct KubeOverrides {
 }
 
 impl KubeOverrides {
+    /// Whether no connection flag was given.
+    fn is_empty(&self) -> bool {
+        self.server.is_none()
+            && self.certificate_authority.is_none()
+            && !self.insecure_skip_tls_verify
+            && self.tls_server_name.is_none()
+            && !self.disable_compression
+            && self.token.is_none()
+            && self.client_certificate.is_none()
+            && self.client_key.is_none()
+            && self.impersonate.is_none()
+            && self.impersonate_uid.is_none()
+            && self.impersonate_groups.is_empty()
+            && self.impersonate_user_extra.is_empty()
+    }
+
     /// Applies the set flags to `cluster` and `user`.
     fn apply(&self, cluster: &mut kube::config::Cluster, user: &mut kube::config::AuthInfo) {
         let path = |p: &PathBuf| p.display().to_string();
@@ -470,6 +486,10 @@ pub fn context_namespace(opts: &KubeOptions) -> Result<Option<String>, ClusterEr
 /// Applies the connection flags to the cluster and user `context` resolves to (after
 /// `--cluster` and `--user`), creating them when the kubeconfig lacks them.
 fn apply_overrides(merged: &mut Kubeconfig, context: &str, opts: &KubeOptions) {
+    // Without flags the kubeconfig stays as it is, missing entries and their errors included.
+    if opts.overrides.is_empty() {
+        return;
+    }
     let named = merged
         .contexts
         .iter()

@@ -21,6 +21,10 @@
 //! - `SSL_CERT_FILE` is the harness CA, the "system trust store" of the cluster (a real
 //!   cluster trusts dev.azure.com's CA the same way).
 //!
+//! Not modelled, because nothing here pulls or limits: the image's registry and the pod's
+//! `imagePullSecrets` (only the image name and tag choose the binary), resource requests and
+//! limits (beyond what the downward API reports), and liveness probes.
+//!
 //! Added like a real cluster's admission would ([`super::inject_workload_identity`]): the Azure
 //! workload-identity webhook's variables and token file, and `HTTPS_PROXY` to the kubelet's
 //! egress proxy, the one way the authority host `login.microsoftonline.com` is reached here.
@@ -32,10 +36,10 @@ use std::path::Path;
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 /// Address flags and the port each listens on when the pod does not set it.
-const LISTEN_FLAGS: &[(&str, Option<u16>)] = &[
-    ("--storage-addr", Some(9090)),
-    ("--metrics-addr", Some(8080)),
-    ("--health-addr", Some(9440)),
+const LISTEN_FLAGS: &[(&str, u16)] = &[
+    ("--storage-addr", 9090),
+    ("--metrics-addr", 8080),
+    ("--health-addr", 9440),
 ];
 
 /// Which address flags each controller binary knows: adding a flag a binary lacks would
@@ -130,7 +134,8 @@ fn field_value(pod: &Pod, path: &str) -> String {
         "spec.serviceAccountName" => spec
             .and_then(|s| s.service_account_name.clone())
             .unwrap_or_default(),
-        "status.podIP" | "status.hostIP" => "127.0.0.1".to_owned(),
+        "status.podIP" => super::pod_ip(pod),
+        "status.hostIP" => "127.0.0.1".to_owned(),
         other => {
             if let Some(rest) = other.strip_prefix("metadata.labels") {
                 from_map(meta.labels.as_ref(), rest)
@@ -281,10 +286,8 @@ pub(crate) fn substitute(
             .as_deref()
             .and_then(|a| a.rsplit(':').next())
             .and_then(|p| p.parse::<u16>().ok())
-            .or(*default_port);
-        if let Some(port) = container_port {
-            ports.insert(i32::from(port), local);
-        }
+            .unwrap_or(*default_port);
+        ports.insert(i32::from(container_port), local);
         if *flag == "--storage-addr" {
             storage_port = Some(local);
         }

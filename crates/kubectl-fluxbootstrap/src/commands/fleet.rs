@@ -134,10 +134,11 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
     })?;
     let targets = select_targets(args, global)?;
     let install = shared::install_options(&args.render, namespace)?;
+    // The sync manifests and the pull Secret are refused here, before the components commit.
     for target in &targets {
         shared::render_sync(&args.render, namespace, &target.paths, &repo, &mode)?;
     }
-    shared::image_pull_secret(args)?;
+    let pull_secret = shared::image_pull_secret(args)?;
     let ca_pem = shared::read_ca_file(args.repo.ca_file.as_deref())?;
     let private_key = shared::read_private_key(args.private_key_file.as_deref())?;
     let push_auth =
@@ -245,7 +246,7 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
             step = Instant::now();
             // Each cluster's install, Secret, apply and waits, at most `--parallel` at a time.
             let shared_job = Arc::new(JobShared {
-                pull_secret: shared::image_pull_secret(args)?,
+                pull_secret,
                 namespace: namespace.to_owned(),
                 secret_name: args.render.secret_name.clone(),
                 dry_run: args.dry_run,
