@@ -51,7 +51,8 @@ pub(crate) fn deployment(obj: &Value) -> Step {
 
 /// Flux readiness: not suspended, observed the current generation, `Ready=True` at
 /// `revision` (read from `revision_pointer`), and, when a reconcile was requested, handled it.
-/// `Ready=False` fails immediately with the controller's message.
+/// `Ready=False` fails immediately with the controller's message, unless the controller says
+/// it is waiting for its source or dependencies and will retry ([`waits_for_its_source`]).
 pub(crate) fn flux_object(
     obj: &Value,
     revision_pointer: &str,
@@ -101,9 +102,26 @@ pub(crate) fn flux_object(
                 ))
             }
         }
+        Some(("False", reason, message)) if waits_for_its_source(reason, message) => {
+            Step::Pending(message.to_owned())
+        }
         Some(("False", _, message)) => Step::Failed(message.to_owned()),
         Some((_, _, message)) if !message.is_empty() => Step::Pending(message.to_owned()),
         _ => Step::Pending("waiting for the Ready condition".to_owned()),
+    }
+}
+
+/// kustomize-controller's `Ready=False` states that only wait for something else and requeue
+/// on their own: the source has no artifact yet, or its artifact is not served (yet or any
+/// more: source-controller keeps artifacts on an `emptyDir`, so a restarted controller serves
+/// none until it has rebuilt them, which every upgrade that rolls it causes), or a dependency
+/// is not ready. The controller words each "…, retrying in <interval>". A source that fails
+/// for its own reasons (authentication, a path that does not exist) is not among them.
+fn waits_for_its_source(reason: &str, message: &str) -> bool {
+    match reason {
+        "ArtifactFailed" => message.contains("artifact not found, retrying in"),
+        "DependencyNotReady" => true,
+        _ => false,
     }
 }
 
@@ -197,6 +215,39 @@ mod tests {
             flux_object(&repo("False", "auth failed", "x"), p, want, None),
             Step::Failed("auth failed".to_owned())
         );
+        // kustomize-controller waiting for its source's artifact retries on its own.
+        let mut waiting = repo("False", "", "x");
+        for (reason, message, pending) in [
+            (
+                "ArtifactFailed",
+                "Source is not ready, artifact not found, retrying in 30s",
+                true,
+            ),
+            (
+                "ArtifactFailed",
+                "Source artifact not found, retrying in 30s",
+                true,
+            ),
+            (
+                "DependencyNotReady",
+                "dependency 'flux-system/infra' is not ready",
+                true,
+            ),
+            (
+                "ArtifactFailed",
+                "kustomization path not found: stat /tmp/x/clusters/y: no such file or directory",
+                false,
+            ),
+        ] {
+            waiting["status"]["conditions"][0] =
+                json!({"type":"Ready","status":"False","reason":reason,"message":message});
+            let step = flux_object(&waiting, p, want, None);
+            assert_eq!(
+                matches!(step, Step::Pending(_)),
+                pending,
+                "{reason}: {message}: {step:?}"
+            );
+        }
         assert!(matches!(
             flux_object(&repo("Unknown", "reconciling", "x"), p, want, None),
             Step::Pending(_)
