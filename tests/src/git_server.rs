@@ -9,6 +9,7 @@
 //! SHA-2 signatures.
 
 mod entra;
+mod github;
 mod http;
 mod process;
 mod rest;
@@ -20,6 +21,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use state::{Access, State};
+
+pub(crate) use entra::AUTHORITY_HOST;
+pub(crate) use github::HOSTS as GITHUB_HOSTS;
 
 /// A running git server: HTTPS (smart HTTP + REST) and SSH on free loopback ports.
 ///
@@ -236,7 +240,19 @@ impl GitServer {
             .unknown_requests()
     }
 
-    /// The loopback port of the HTTPS endpoint (which also answers as the Entra authority).
+    /// Answers for `github.com` and `api.github.com` (reached through an [`crate::EgressProxy`]
+    /// for [`GitServer::github_hosts`]) from `releases`, as GitHub serves Flux releases.
+    pub fn serve_github_releases(&self, releases: &crate::ReleaseServer) {
+        self.state.set_github_releases(releases.authority());
+    }
+
+    /// The host names the GitHub stand-in answers for.
+    pub fn github_hosts(&self) -> [&'static str; 2] {
+        GITHUB_HOSTS
+    }
+
+    /// The loopback port of the HTTPS endpoint (which also answers as the Entra authority
+    /// and as GitHub).
     pub fn https_port(&self) -> u16 {
         self.state.https_port
     }

@@ -86,7 +86,8 @@ pub struct KubeletOptions {
 pub struct Kubelet {
     task: tokio::task::AbortHandle,
     sink: tokio::task::AbortHandle,
-    egress: Option<tokio::task::AbortHandle>,
+    /// Held for its lifetime: the proxy stops when the kubelet does.
+    _egress: Option<crate::egress::EgressProxy>,
     pods: Arc<Mutex<HashMap<String, PodHandle>>>,
 }
 
@@ -105,25 +106,22 @@ impl Kubelet {
             runtime::block_on(async { tokio::net::TcpListener::bind("127.0.0.1:0").await })
                 .map_err(|e| format!("cannot bind the event sink: {e}"))?;
         let events_port = events.local_addr().map_err(|e| e.to_string())?.port();
-        let egress = match &opts.identity {
-            Some(identity) => {
-                let listener =
-                    runtime::block_on(async { tokio::net::TcpListener::bind("127.0.0.1:0").await })
-                        .map_err(|e| format!("cannot bind the egress proxy: {e}"))?;
-                let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-                let log = opts.work_dir.join("egress-proxy.log");
-                let task = runtime::runtime()
-                    .spawn(egress_proxy(listener, identity.https_port, log))
-                    .abort_handle();
-                Some((port, task))
-            }
-            None => None,
-        };
+        let egress = opts
+            .identity
+            .as_ref()
+            .map(|identity| {
+                crate::egress::EgressProxy::start(
+                    &[crate::git_server::AUTHORITY_HOST],
+                    identity.https_port,
+                    opts.work_dir.join("egress-proxy.log"),
+                )
+            })
+            .transpose()?;
         let ctx = Arc::new(Ctx {
             client,
             opts,
             events_port,
-            egress_port: egress.as_ref().map(|(port, _)| *port),
+            egress_port: egress.as_ref().map(crate::egress::EgressProxy::port),
             services: Mutex::default(),
             pods: pods.clone(),
         });
@@ -132,7 +130,7 @@ impl Kubelet {
         Ok(Kubelet {
             task,
             sink,
-            egress: egress.map(|(_, task)| task),
+            _egress: egress,
             pods,
         })
     }
@@ -165,9 +163,6 @@ impl Drop for Kubelet {
     fn drop(&mut self) {
         self.task.abort();
         self.sink.abort();
-        if let Some(egress) = &self.egress {
-            egress.abort();
-        }
         let pods: Vec<PodHandle> = self
             .pods
             .lock()
@@ -769,61 +764,6 @@ async fn inject_workload_identity(
         );
     }
     Ok(())
-}
-
-/// An HTTP `CONNECT` proxy that tunnels `login.microsoftonline.com:443` to the identity
-/// endpoint and refuses (403, logged in `log`) every other host: nothing leaves loopback.
-async fn egress_proxy(listener: tokio::net::TcpListener, identity_port: u16, log: PathBuf) {
-    use std::io::Write as _;
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    while let Ok((mut inbound, _)) = listener.accept().await {
-        let log = log.clone();
-        tokio::spawn(async move {
-            let mut head = Vec::new();
-            let mut buf = [0_u8; 1024];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                match inbound.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => head.extend_from_slice(&buf[..n]),
-                }
-                if head.len() > 16 * 1024 {
-                    return;
-                }
-            }
-            let text = String::from_utf8_lossy(&head).into_owned();
-            let request_line = text.lines().next().unwrap_or_default().to_owned();
-            let target = request_line
-                .strip_prefix("CONNECT ")
-                .and_then(|rest| rest.split_whitespace().next())
-                .unwrap_or_default();
-            if target != "login.microsoftonline.com:443" {
-                if let Ok(mut file) = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&log)
-                {
-                    let _ = writeln!(file, "refused: {request_line}");
-                }
-                let _ = inbound
-                    .write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
-                    .await;
-                return;
-            }
-            let Ok(mut outbound) =
-                tokio::net::TcpStream::connect(("127.0.0.1", identity_port)).await
-            else {
-                return;
-            };
-            if inbound
-                .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                .await
-                .is_err()
-            {
-                return;
-            }
-            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-        });
-    }
 }
 
 /// The `ConfigMaps` and `Secrets` a container's environment refers to, by (kind, name).

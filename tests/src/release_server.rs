@@ -63,6 +63,11 @@ impl ReleaseServer {
         format!("http://{}", self.addr)
     }
 
+    /// `host:port` of the server.
+    pub fn authority(&self) -> String {
+        self.addr.to_string()
+    }
+
     /// Serves a Flux release: `manifests.tar.gz` and `flux_<ver>_checksums.txt` (with its
     /// SHA-256) under `/fluxcd/flux2/releases/download/<version>/`.
     pub fn publish(&self, version: &str, manifests_tar_gz: Vec<u8>) {
@@ -79,6 +84,11 @@ impl ReleaseServer {
             "0".repeat(64)
         );
         self.put(&release_path(version, "manifests.tar.gz"), manifests_tar_gz);
+        // What GitHub's releases API answers for an existing tag (flux asks before a download).
+        self.put(
+            &format!("/repos/fluxcd/flux2/releases/tags/{version}"),
+            format!("{{\"tag_name\":\"{version}\",\"name\":\"{version}\"}}").into_bytes(),
+        );
         self.put(
             &release_path(version, &format!("flux_{plain}_checksums.txt")),
             checksums.into_bytes(),

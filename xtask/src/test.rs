@@ -116,7 +116,7 @@ pub(crate) fn ensure_git_user() -> Result<()> {
     }
     if !is_root() {
         bail!(
-            "the SSH tests need a `git` system user: `sudo useradd --system --shell /bin/sh --home-dir /nonexistent --no-create-home git`"
+            "the SSH tests need a `git` system user: `sudo useradd --system --shell /bin/sh --home-dir /var/lib/fluxbootstrap-git --create-home git`"
         );
     }
     let status = Command::new("useradd")
@@ -124,9 +124,11 @@ pub(crate) fn ensure_git_user() -> Result<()> {
             "--system",
             "--shell",
             "/bin/sh",
+            // sshd tells clients when the home directory is missing, ahead of the server's
+            // own messages.
             "--home-dir",
-            "/nonexistent",
-            "--no-create-home",
+            "/var/lib/fluxbootstrap-git",
+            "--create-home",
             "git",
         ])
         .status()

@@ -53,6 +53,9 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
     if super::entra::is_for_authority(&req) {
         return super::entra::handle(state, req).await;
     }
+    if super::github::is_for_github(&req) {
+        return super::github::forward(state, req).await;
+    }
     let Some(segments) = req
         .uri()
         .path()

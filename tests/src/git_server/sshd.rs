@@ -283,7 +283,28 @@ fn check_git_user() {
             .expect("running `usermod` works as root");
         assert!(status.success(), "`usermod --password '*' git` failed");
     }
+    // sshd prints "Could not chdir to home directory" to the client when the home directory
+    // is missing, ahead of the forced command's own `remote:` lines, and git clients report
+    // that first line as the error: Azure DevOps' TF401019 would never be seen.
+    let passwd = fs_err::read_to_string("/etc/passwd").unwrap_or_default();
+    let home = passwd
+        .lines()
+        .find_map(|line| line.strip_prefix("git:"))
+        .and_then(|rest| rest.split(':').nth(4))
+        .unwrap_or_default()
+        .to_owned();
+    if home.is_empty() || !Path::new(&home).is_dir() {
+        fs_err::create_dir_all(GIT_HOME).expect("creating the git user's home works as root");
+        let status = Command::new("usermod")
+            .args(["--home", GIT_HOME, "git"])
+            .status()
+            .expect("running `usermod` works as root");
+        assert!(status.success(), "`usermod --home {GIT_HOME} git` failed");
+    }
 }
+
+/// The home directory the harness gives the `git` user when it has none.
+const GIT_HOME: &str = "/var/lib/fluxbootstrap-git";
 
 fn shell_quote(path: &Path) -> String {
     format!("'{}'", path.display().to_string().replace('\'', r"'\''"))

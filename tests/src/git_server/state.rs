@@ -71,6 +71,8 @@ pub(crate) struct State {
     catalog: Mutex<Catalog>,
     /// The Entra stand-in's trusted issuers and federated credentials.
     pub(crate) federation: Mutex<super::entra::Federation>,
+    /// `host:port` of the release server the GitHub stand-in forwards to.
+    github_releases: Mutex<Option<String>>,
 }
 
 impl State {
@@ -106,7 +108,22 @@ impl State {
             pats: Mutex::new(pats),
             catalog: Mutex::new(Catalog::default()),
             federation: Mutex::default(),
+            github_releases: Mutex::default(),
         }
+    }
+
+    pub(crate) fn set_github_releases(&self, backend: String) {
+        *self
+            .github_releases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(backend);
+    }
+
+    pub(crate) fn github_releases(&self) -> Option<String> {
+        self.github_releases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     pub(crate) fn set_ssh_port(&self, port: u16) {

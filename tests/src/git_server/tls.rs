@@ -41,11 +41,13 @@ impl Tls {
 
         let key = KeyPair::generate().expect("generating an ECDSA key works");
         let mut params =
-            // The Entra stand-in answers for the authority host on the same endpoint.
+            // The Entra and GitHub stand-ins answer for their hosts on the same endpoint.
             CertificateParams::new(vec![
                 "127.0.0.1".to_owned(),
                 "localhost".to_owned(),
                 super::entra::AUTHORITY_HOST.to_owned(),
+                super::github::HOSTS[0].to_owned(),
+                super::github::HOSTS[1].to_owned(),
             ])
                 .expect("IP and DNS names are valid subject alternative names");
         params

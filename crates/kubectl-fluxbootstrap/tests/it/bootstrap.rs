@@ -1,7 +1,7 @@
 //! The bootstrap flows of issue 7, each checked with the real `git` and `kubectl`; a bootstrap
 //! that runs to completion does so on a private control plane with the real Flux controllers.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::Stdio;
 
 use fluxbootstrap_test::ControlPlane;
@@ -216,51 +216,26 @@ fn pat_push_with_ssh_for_the_cluster() {
     let ns = env.namespace();
     let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
     let ssh_host = env.git.ssh_host();
-    let mut child = env
-        .plugin_on(&cluster)
-        .args([
-            "azdo",
-            "--url",
-            &repo.https_url,
-            "--ca-file",
-            &ca,
-            "--ssh-hostname",
-            &ssh_host,
-            "--path",
-            "clusters/ssh",
-            "-n",
-            &ns,
-            "--timeout",
-            "3m",
-        ])
-        .env("GIT_PASSWORD", env.git.pat())
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the plugin starts");
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr is piped"));
-    let mut transcript = String::new();
-    let mut line = String::new();
-    while stderr.read_line(&mut line).expect("stderr is readable") > 0 {
-        transcript.push_str(&line);
-        if let Some(key) = line.trim().strip_prefix("✔ public key: ") {
-            assert!(
-                key.starts_with("ssh-rsa "),
-                "Azure DevOps needs an RSA key: {key}"
-            );
-            // What the user does on the Azure DevOps SSH keys page.
-            env.git.add_ssh_key(key);
-        }
-        if line.contains("Please give the key access")
-            || line.contains("add it to the SSH public keys")
-        {
-            let _ = writeln!(stdin, "y");
-        }
-        line.clear();
-    }
-    drop(stdin);
-    let status = child.wait().expect("the plugin finishes");
+    let (status, _, transcript) = crate::context::run_adding_the_public_key(
+        env,
+        env.plugin_on(&cluster)
+            .args([
+                "azdo",
+                "--url",
+                &repo.https_url,
+                "--ca-file",
+                &ca,
+                "--ssh-hostname",
+                &ssh_host,
+                "--path",
+                "clusters/ssh",
+                "-n",
+                &ns,
+                "--timeout",
+                "3m",
+            ])
+            .env("GIT_PASSWORD", env.git.pat()),
+    );
     assert!(
         status.success(),
         "bootstrap failed (logs under {}):\n{transcript}",

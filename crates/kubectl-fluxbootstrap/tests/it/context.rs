@@ -211,6 +211,50 @@ pub(crate) fn run(cmd: &mut Command) -> (i32, String, String) {
     )
 }
 
+/// Runs a bootstrap that generates an SSH key and does what its user does: adds the printed
+/// public key to the Azure DevOps SSH keys page (the harness) and answers `y` when asked to.
+/// Returns (exit status, stdout, stderr).
+pub(crate) fn run_adding_the_public_key(
+    env: &Env,
+    cmd: &mut Command,
+) -> (std::process::ExitStatus, String, String) {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the plugin starts");
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr is piped"));
+    let (mut transcript, mut line) = (String::new(), String::new());
+    while stderr.read_line(&mut line).expect("stderr is readable") > 0 {
+        transcript.push_str(&line);
+        if let Some(key) = line.trim().strip_prefix("✔ public key: ") {
+            assert!(
+                key.starts_with("ssh-rsa "),
+                "Azure DevOps needs an RSA key: {key}"
+            );
+            env.git.add_ssh_key(key);
+        }
+        if line.contains("Please give the key access")
+            || line.contains("add it to the SSH public keys")
+        {
+            let _ = writeln!(stdin, "y");
+        }
+        line.clear();
+    }
+    drop(stdin);
+    let status = child.wait().expect("the plugin finishes");
+    (status, reader.join().expect("stdout is read"), transcript)
+}
+
 /// The snapshot text of a run: exit code, stdout and stderr.
 pub(crate) fn transcript((code, stdout, stderr): &(i32, String, String)) -> String {
     format!(

@@ -8,6 +8,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use base64::Engine as _;
+
 use crate::context::{env, run, temp_dir};
 
 /// The real `flux` CLI and the Flux v2.9.4 bundle directory it embeds, or `None` (said loudly).
@@ -158,7 +160,15 @@ pub(crate) fn flux_objects(
     let get = |args: &[&str]| -> serde_json::Value {
         let out = cluster
             .kubectl()
-            .args(["--context", context, "get", "-o", "json"])
+            // kubectl hides managedFields unless asked.
+            .args([
+                "--context",
+                context,
+                "get",
+                "-o",
+                "json",
+                "--show-managed-fields",
+            ])
             .args(args)
             .output()
             .expect("kubectl runs");
@@ -297,7 +307,8 @@ fn files(
 /// One side-by-side case: the same flags for `flux bootstrap git` and the plugin.
 struct Case<'a> {
     name: &'a str,
-    /// Flags both tools take, after `--url`; `{ca}` and `{key}` are replaced.
+    /// Flags both tools take, after `--url`; `{ca}`, `{key}` and `{ssh}` (the SSH host) are
+    /// replaced.
     flags: &'a [&'a str],
     /// Flags only flux needs for the same meaning (the plugin's default).
     flux_only: &'a [&'a str],
@@ -332,10 +343,15 @@ impl SideBySide<'_> {
     fn flags(&self) -> Vec<String> {
         let ca = self.env.ca_file().display().to_string();
         let key = self.key.display().to_string();
+        let ssh = self.env.git.ssh_host();
         self.case
             .flags
             .iter()
-            .map(|f| f.replace("{ca}", &ca).replace("{key}", &key))
+            .map(|f| {
+                f.replace("{ca}", &ca)
+                    .replace("{key}", &key)
+                    .replace("{ssh}", &ssh)
+            })
             .chain(["--path".to_owned(), self.case.path.to_owned()])
             .chain(["-n".to_owned(), self.case.namespace.to_owned()])
             .chain([
@@ -347,15 +363,7 @@ impl SideBySide<'_> {
     }
 
     fn flux_bootstrap(&self, repo: &fluxbootstrap_test::Repo) {
-        let out = flux_command(self.flux)
-            .args(["bootstrap", "git", "--url", self.url(repo)])
-            .args(self.flags())
-            .args(self.case.flux_only)
-            .args(["--context", self.cluster.admin_context()])
-            .env("GIT_PASSWORD", self.case.password)
-            .env("HOME", self.env.cache.path())
-            .output()
-            .expect("flux runs");
+        let out = self.flux_bootstrap_on(repo, self.cluster.admin_context(), |_| {});
         assert!(
             out.status.success(),
             "{}: flux bootstrap git failed (logs under {}):\n{}",
@@ -363,6 +371,24 @@ impl SideBySide<'_> {
             self.cluster.dir().display(),
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// `flux bootstrap git` with the case's flags onto `context`; `adjust` adds to the command.
+    fn flux_bootstrap_on(
+        &self,
+        repo: &fluxbootstrap_test::Repo,
+        context: &str,
+        adjust: impl FnOnce(&mut Command),
+    ) -> std::process::Output {
+        let mut cmd = flux_command(self.flux);
+        cmd.args(["bootstrap", "git", "--url", self.url(repo)])
+            .args(self.flags())
+            .args(self.case.flux_only)
+            .args(["--context", context])
+            .env("GIT_PASSWORD", self.case.password)
+            .env("HOME", self.env.cache.path());
+        adjust(&mut cmd);
+        cmd.output().expect("flux runs")
     }
 
     fn plugin_bootstrap(
@@ -391,9 +417,16 @@ impl SideBySide<'_> {
     /// Both bootstraps, then the repositories and clusters compared; `deliberate` removes
     /// the differences the plugin makes on purpose (stated where each case calls this).
     fn compare(&self, deliberate: &dyn Fn(&str, &mut String)) {
-        let case = self.case.name;
         self.flux_bootstrap(&self.by_flux);
         self.plugin_bootstrap(&self.by_plugin, self.cluster.second_context());
+        self.assert_same(deliberate);
+    }
+
+    /// The repositories (files under the path, commits) and the clusters' Flux objects of
+    /// both tools are the same, once `deliberate` (applied to both sides, keyed by file name
+    /// or object key) has removed the deliberate differences.
+    fn assert_same(&self, deliberate: &dyn Fn(&str, &mut String)) {
+        let case = self.case.name;
         let folder = self.case.path.trim_start_matches("./");
         let (theirs, mut ours) = (files(&self.by_flux, folder), files(&self.by_plugin, folder));
         assert_eq!(
@@ -405,7 +438,8 @@ impl SideBySide<'_> {
             deliberate(file, text);
         }
         for (file, text) in &theirs {
-            let text = text.replace(self.url(&self.by_flux), self.url(&self.by_plugin));
+            let mut text = text.replace(self.url(&self.by_flux), self.url(&self.by_plugin));
+            deliberate(file, &mut text);
             assert!(
                 ours[file] == text,
                 "{case}: {file} differs from flux's:\n--- flux\n{text}\n--- plugin\n{}",
@@ -423,9 +457,10 @@ impl SideBySide<'_> {
             flux_objects(self.cluster, self.cluster.admin_context(), ns)
                 .into_iter()
                 .map(|(k, v)| {
-                    let text = v
+                    let mut text = v
                         .to_string()
                         .replace(self.url(&self.by_flux), self.url(&self.by_plugin));
+                    deliberate(&k, &mut text);
                     (k, serde_json::from_str(&text).expect("still JSON"))
                 })
                 .collect();
@@ -438,6 +473,7 @@ impl SideBySide<'_> {
                     (k, serde_json::from_str(&text).expect("still JSON"))
                 })
                 .collect();
+        let (theirs, ours) = (without_generated_keys(theirs), without_generated_keys(ours));
         assert!(
             ours.len() >= 30 && ours.contains_key(&format!("Secret/{ns}/{}", self.secret_name())),
             "{case}: too few objects compared: {:?}",
@@ -459,6 +495,56 @@ impl SideBySide<'_> {
             .unwrap_or("flux-system")
             .to_owned()
     }
+}
+
+/// An object (JSON text from [`flux_objects`]) without the labels and field manager
+/// kustomize-controller adds when it applies it.
+fn without_kustomize_controller_marks(text: &str) -> String {
+    let mut object: serde_json::Value = serde_json::from_str(text).expect("JSON");
+    if let Some(labels) = object
+        .pointer_mut("/metadata/labels")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        labels.retain(|label, _| !label.starts_with("kustomize.toolkit.fluxcd.io/"));
+        if labels.is_empty() {
+            object["metadata"]
+                .as_object_mut()
+                .expect("metadata is an object")
+                .remove("labels");
+        }
+    }
+    if let Some(managers) = object
+        .pointer_mut("/metadata/managers")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        managers.retain(|m| {
+            !m.as_str()
+                .is_some_and(|m| m.starts_with("kustomize-controller "))
+        });
+    }
+    object.to_string()
+}
+
+/// `objects` with the values of a generated SSH key pair (Secret keys `identity` and
+/// `identity.pub`) replaced by a marker: each tool generates its own, at random.
+fn without_generated_keys(
+    objects: std::collections::BTreeMap<String, serde_json::Value>,
+) -> std::collections::BTreeMap<String, serde_json::Value> {
+    objects
+        .into_iter()
+        .map(|(key, mut object)| {
+            if key.starts_with("Secret/")
+                && let Some(data) = object["data"].as_object_mut()
+            {
+                for field in ["identity", "identity.pub"] {
+                    if let Some(value) = data.get_mut(field) {
+                        *value = serde_json::json!("<generated>");
+                    }
+                }
+            }
+            (key, object)
+        })
+        .collect()
 }
 
 fn side_by_side<'a>(
@@ -523,15 +609,7 @@ fn token_auth_matches_flux_bootstrap_git_and_hands_over_both_ways() {
 
     // ... and flux after the plugin makes no commit and leaves the objects as they were.
     let before = flux_objects(&cluster, plugin_context, ns);
-    let out = flux_command(&flux)
-        .args(["bootstrap", "git", "--url", &run.by_plugin.https_url])
-        .args(run.flags())
-        .args(case.flux_only)
-        .args(["--context", plugin_context])
-        .env("GIT_PASSWORD", case.password)
-        .env("HOME", env.cache.path())
-        .output()
-        .expect("flux runs");
+    let out = run.flux_bootstrap_on(&run.by_plugin, plugin_context, |_| {});
     assert!(
         out.status.success(),
         "{}",
@@ -545,6 +623,313 @@ fn token_auth_matches_flux_bootstrap_git_and_hands_over_both_ways() {
         &flux_objects(&cluster, plugin_context, ns),
     );
     assert!(differences.is_empty(), "{}", differences.join("\n"));
+}
+
+/// PAT for the push, SSH for the cluster: `--url https://… --ssh-hostname …`, a generated RSA
+/// key. Deliberate differences: the plugin writes the SSH URL Azure DevOps serves,
+/// `ssh://git@<ssh host>/v3/{org}/{project}/{repo}`, where flux keeps the HTTPS path
+/// (`/{org}/{project}/_git/{repo}`, which Azure DevOps answers with TF401019, so flux's cluster
+/// never syncs, as this test shows), and it adds the rsa-sha2 host key algorithm patch as in
+/// SSH-only mode. Everything else is flux's.
+#[test]
+fn pat_push_with_ssh_sync_matches_flux_apart_from_the_ssh_path_azure_devops_serves() {
+    let Some((flux, _bundle)) = flux_peer() else {
+        return;
+    };
+    let env = env();
+    let Some(cluster) = crate::real_flux::real_flux_cluster(env) else {
+        return;
+    };
+    let case = Case {
+        name: "pat push, ssh sync",
+        flags: &[
+            "--ca-file={ca}",
+            "--ssh-hostname={ssh}",
+            "--ssh-key-algorithm=rsa",
+            "--ssh-rsa-bits=4096",
+        ],
+        flux_only: &["--silent"],
+        ssh: false,
+        path: "clusters/pat-ssh",
+        namespace: "flux-system",
+        password: env.git.pat(),
+    };
+    let run = side_by_side(env, &flux, &cluster, &case, std::path::PathBuf::new());
+    let (flux_context, plugin_context) = (cluster.admin_context(), cluster.second_context());
+    let kubectl = |context: &str, args: &[&str]| -> String {
+        let out = cluster
+            .kubectl()
+            .args(["--context", context, "-n", case.namespace])
+            .args(args)
+            .output()
+            .expect("kubectl runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+
+    // flux, with its user adding the generated key (read from the Secret) while it waits.
+    let out = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_mins(2);
+            while std::time::Instant::now() < deadline {
+                let key = kubectl(
+                    flux_context,
+                    &[
+                        "get",
+                        "secret",
+                        "flux-system",
+                        "--ignore-not-found",
+                        "-o",
+                        r#"go-template={{index .data "identity.pub" | base64decode}}"#,
+                    ],
+                );
+                if key.starts_with("ssh-rsa ") {
+                    env.git.add_ssh_key(key.trim());
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        });
+        run.flux_bootstrap_on(&run.by_flux, flux_context, |cmd| {
+            // It cannot succeed (below); its wait need not be long.
+            cmd.args(["--timeout", "20s"]);
+        })
+    });
+    assert!(
+        !out.status.success(),
+        "flux synced from a path Azure DevOps does not serve?\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let flux_sync = crate::context::show(
+        &run.by_flux,
+        "main",
+        "clusters/pat-ssh/flux-system/gotk-sync.yaml",
+    );
+    let flux_url = |repo: &fluxbootstrap_test::Repo| {
+        format!(
+            "ssh://git@{}/{}/{}/_git/{}",
+            env.git.ssh_host(),
+            repo.org,
+            repo.project,
+            repo.name
+        )
+    };
+    assert!(
+        flux_sync.contains(&format!("url: {}\n", flux_url(&run.by_flux))),
+        "{flux_sync}"
+    );
+    // flux's source-controller, with its key registered, is refused the path.
+    let _ = kubectl(
+        flux_context,
+        &[
+            "annotate",
+            "--overwrite",
+            "gitrepository",
+            "flux-system",
+            &format!("reconcile.fluxcd.io/requestedAt={}", std::process::id()),
+        ],
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_mins(1);
+    let message = loop {
+        let message = kubectl(
+            flux_context,
+            &[
+                "get",
+                "gitrepository",
+                "flux-system",
+                "-o",
+                r#"jsonpath={.status.conditions[?(@.type=="Ready")].message}"#,
+            ],
+        );
+        if message.contains("TF401019") || std::time::Instant::now() > deadline {
+            break message;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    assert!(
+        message.contains("TF401019"),
+        "flux's GitRepository: {message}"
+    );
+
+    // The plugin, with its user adding the key when asked.
+    let (status, _, stderr) = crate::context::run_adding_the_public_key(
+        env,
+        env.plugin()
+            .args(["azdo", "--url", &run.by_plugin.https_url])
+            .args(run.flags())
+            .args(["--context", plugin_context])
+            .env("GIT_PASSWORD", case.password),
+    );
+    assert!(
+        status.success(),
+        "the plugin failed (logs under {}):\n{stderr}",
+        cluster.dir().display()
+    );
+    crate::context::assert_flux_synced(
+        &cluster,
+        plugin_context,
+        case.namespace,
+        &run.by_plugin,
+        "main",
+    );
+
+    let patch = "patches:\n- patch: |\n    - op: add\n      path: /spec/template/spec/containers/0/args/-\n      value: --ssh-hostkey-algos=rsa-sha2-512,rsa-sha2-256\n  target:\n    kind: Deployment\n    name: (source-controller|image-automation-controller)\n";
+    let (ours, theirs) = (run.by_plugin.ssh_url.clone(), flux_url(&run.by_flux));
+    run.assert_same(&|name, text| {
+        *text = text.replace(&ours, &theirs);
+        if name.contains('/') && !name.contains(".yaml") {
+            // flux's cluster never synced, so kustomize-controller never applied its objects:
+            // drop what that apply left on the plugin's (its labels and field manager).
+            *text = without_kustomize_controller_marks(text);
+        }
+        if name == "GitRepository/flux-system/flux-system" {
+            // This test's own reconcile request on flux's cluster.
+            *text = text.replace(",\"kubectl-annotate Update\"", "");
+        }
+        if name == "Secret/flux-system/flux-system" {
+            // flux takes `--password` (here the PAT) for the generated key's passphrase and
+            // stores it as `password`; the key has none, and the plugin keeps the push PAT
+            // out of the cluster.
+            let mut secret: serde_json::Value = serde_json::from_str(text).expect("JSON");
+            if let Some(data) = secret["data"].as_object_mut() {
+                let pat = base64::engine::general_purpose::STANDARD.encode(env.git.pat());
+                data.retain(|key, value| !(key == "password" && *value == pat.as_str()));
+            }
+            *text = secret.to_string();
+        }
+        if name.ends_with("kustomization.yaml") {
+            *text = text.replace(patch, "");
+        } else if name == "Deployment/flux-system/source-controller" {
+            *text = text.replace(",\"--ssh-hostkey-algos=rsa-sha2-512,rsa-sha2-256\"", "");
+        }
+    });
+    // The one Secret difference, both ways: flux stored the PAT, the plugin did not.
+    let stored = |context: &str| {
+        let objects = flux_objects(&cluster, context, case.namespace);
+        let data = objects["Secret/flux-system/flux-system"]["data"].clone();
+        let keys: Vec<String> = data
+            .as_object()
+            .map(|d| d.keys().cloned().collect())
+            .unwrap_or_default();
+        (keys, data["password"].as_str().map(str::to_owned))
+    };
+    let pat = base64::engine::general_purpose::STANDARD.encode(env.git.pat());
+    assert_eq!(stored(flux_context).1, Some(pat), "flux stores the PAT");
+    assert_eq!(
+        stored(plugin_context),
+        (
+            vec![
+                "identity".to_owned(),
+                "identity.pub".to_owned(),
+                "known_hosts".to_owned()
+            ],
+            None
+        ),
+        "the plugin keeps the PAT out of the cluster"
+    );
+}
+
+/// The Flux release both clusters start at in the upgrade test.
+const OLDER_RELEASE: &str = "v2.9.3";
+
+/// Upgrade path: both clusters are bootstrapped by `flux bootstrap git --version v2.9.3`,
+/// which asks GitHub's releases API for the tag and downloads its `manifests.tar.gz` (here from
+/// the harness's GitHub stand-in, through `HTTPS_PROXY`); then flux v2.9.4 upgrades one and
+/// the plugin the other. Same files, commits and objects, and Flux syncs on the new release.
+///
+/// No older Flux release can be fetched here, so the older release is the v2.9.4 bundle
+/// published as v2.9.3: the CLI stamps the version into every object's labels and each
+/// controller's pod template, so the upgrade still rewrites every object and rolls every
+/// controller, which is what this test is about.
+#[test]
+fn upgrade_from_an_older_flux_release_matches_flux_upgrading() {
+    let Some((flux, bundle)) = flux_peer() else {
+        return;
+    };
+    let env = env();
+    let Some(cluster) = crate::real_flux::real_flux_cluster(env) else {
+        return;
+    };
+    let tarball = std::fs::read(bundle.join("manifests.tar.gz")).expect("the bundle is readable");
+    env.releases.publish(OLDER_RELEASE, tarball);
+    env.git.serve_github_releases(&env.releases);
+    let (_logs, dir) = temp_dir();
+    let proxy = fluxbootstrap_test::EgressProxy::start(
+        &env.git.github_hosts(),
+        env.git.https_port(),
+        dir.join("egress-refused.log"),
+    )
+    .expect("the egress proxy starts");
+    let case = Case {
+        name: "upgrade",
+        flags: &["--ca-file={ca}"],
+        flux_only: &["--token-auth"],
+        ssh: false,
+        path: "clusters/upgrade",
+        namespace: "flux-system",
+        password: env.git.pat(),
+    };
+    let run = side_by_side(env, &flux, &cluster, &case, std::path::PathBuf::new());
+    for (repo, context) in [
+        (&run.by_flux, cluster.admin_context()),
+        (&run.by_plugin, cluster.second_context()),
+    ] {
+        let out = run.flux_bootstrap_on(repo, context, |cmd| {
+            cmd.args(["--version", OLDER_RELEASE])
+                .env("HTTPS_PROXY", proxy.url())
+                .env("SSL_CERT_FILE", env.ca_file());
+        });
+        assert!(
+            out.status.success(),
+            "flux bootstrap git --version {OLDER_RELEASE} failed (logs under {}; refused hosts in {}):\n{}",
+            cluster.dir().display(),
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let components = crate::context::show(
+            repo,
+            "main",
+            "clusters/upgrade/flux-system/gotk-components.yaml",
+        );
+        assert!(
+            components.contains(&format!("# Flux Version: {OLDER_RELEASE}\n")),
+            "not the older release:\n{}",
+            components.lines().take(4).collect::<Vec<_>>().join("\n")
+        );
+    }
+    assert_eq!(
+        env.releases.hits(&fluxbootstrap_test::release_path(
+            OLDER_RELEASE,
+            "manifests.tar.gz"
+        )),
+        2,
+        "flux downloaded the older release once per bootstrap"
+    );
+
+    // The upgrade: flux v2.9.4 on one cluster, the plugin (default v2.9.4) on the other.
+    run.flux_bootstrap(&run.by_flux);
+    let summary = run.plugin_bootstrap(&run.by_plugin, cluster.second_context());
+    assert_eq!(
+        summary["commits"].as_array().map(Vec::len),
+        Some(1),
+        "one commit, the new components: {summary:#}"
+    );
+    run.assert_same(&|_, _| {});
+    assert_eq!(commits(&run.by_plugin).len(), 3);
+    let objects = flux_objects(&cluster, cluster.second_context(), case.namespace);
+    let source = &objects["Deployment/flux-system/source-controller"];
+    for labels in [
+        &source["metadata"]["labels"],
+        &source["spec"]["template"]["metadata"]["labels"],
+    ] {
+        assert_eq!(labels["app.kubernetes.io/version"], "v2.9.4", "{source:#}");
+    }
+    crate::context::assert_flux_synced(
+        &cluster,
+        cluster.second_context(),
+        case.namespace,
+        &run.by_plugin,
+        "main",
+    );
 }
 
 /// Every install option away from its default, token auth: same files, commits and objects.
