@@ -1,11 +1,14 @@
 //! Staged server-side apply with a dry-run diff, the way `flux bootstrap` installs components.
 //!
-//! Stage 1 applies CRDs, Namespaces and `ClusterRoles` and waits until the CRDs are
+//! Every object is read first, all at once (bounded): an existing one is applied with
+//! `dryRun=All` and compared with the live object, so an unchanged object costs two reads
+//! and no write, and an unchanged install costs one round of reads. Then the writes, in
+//! stages: stage 1 applies CRDs, Namespaces and `ClusterRoles` and waits until the CRDs are
 //! Established; stage 2 applies everything else in Flux's kind order. Within one kind
-//! priority, objects are independent and go concurrently (bounded). Each existing object is
-//! first applied with `dryRun=All` and compared with the live object, so an unchanged object
-//! costs two reads and no write; only new or drifted objects are really applied, with field
-//! manager `flux` and `force`, exactly like the flux CLI.
+//! priority, objects are independent and go concurrently (bounded). Objects of a kind whose
+//! CRD stage 1 wrote are read again before they are written, against the new schema. Only
+//! new or drifted objects are really applied, with field manager `flux` and `force`,
+//! exactly like the flux CLI.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -111,6 +114,18 @@ const CRDS: FixedResource = FixedResource {
     scope: Scope::Cluster,
 };
 
+/// What applying one object would do, found by reading before anything is written.
+enum Outcome {
+    /// Applying changes nothing; for a CRD, whether it is Established already.
+    Unchanged { established: bool },
+    /// The object exists and would change (the changed fields).
+    Configured { diff: String },
+    /// The object does not exist.
+    Created,
+    /// Its kind is defined by a CRD this run creates: it is read once that is served.
+    KindAfterCrds,
+}
+
 /// What one apply run knows about the whole object set.
 struct Plan<'a> {
     opts: &'a ApplyOptions,
@@ -154,13 +169,42 @@ impl Cluster {
                 .collect(),
             writes: AtomicUsize::new(0),
         };
-        let (first, rest): (Vec<_>, Vec<_>) = items.into_iter().partition(|(r, _)| is_stage_one(r));
+        // Read first: every object against the live cluster at once (bounded), so an
+        // unchanged install costs one round of reads instead of one per kind priority.
+        // (Collected first: a stream over a borrowing closure trips the compiler's `Send`
+        // check of the spawned future that awaits it.)
+        let reads: Vec<_> = items
+            .iter()
+            .map(|(r, v)| self.classify(&plan, r, v))
+            .collect();
+        let outcomes: Vec<Outcome> = futures::stream::iter(reads)
+            .buffered(opts.concurrency.max(1))
+            .try_collect()
+            .await?;
+        // Objects of a kind whose CRD this run writes are read again once it is Established:
+        // their dry run must see the new schema.
+        let rewritten_kinds: HashSet<(String, String)> = items
+            .iter()
+            .zip(&outcomes)
+            .filter(|((r, _), o)| {
+                r.kind == "CustomResourceDefinition" && !matches!(o, Outcome::Unchanged { .. })
+            })
+            .filter_map(|((_, v), _)| {
+                let text = |p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_owned);
+                Some((text("/spec/group")?, text("/spec/names/kind")?))
+            })
+            .collect();
+        let (first, rest): (Vec<_>, Vec<_>) = items
+            .into_iter()
+            .zip(outcomes)
+            .partition(|((r, _), _)| is_stage_one(r));
 
+        // Then write, in stages, only what is new or drifted.
         reporter.stage(ApplyStage::ClusterDefinitions, first.len());
         let mut entries = Vec::new();
         let mut pending_crds = Vec::new();
         for bucket in buckets(first) {
-            for (entry, established) in self.apply_bucket(&plan, bucket).await? {
+            for (entry, established) in self.write_bucket(&plan, bucket, &rewritten_kinds).await? {
                 if entry.object.kind == "CustomResourceDefinition" && !established {
                     pending_crds.push(entry.object.name.clone());
                 }
@@ -176,7 +220,7 @@ impl Cluster {
         reporter.stage(ApplyStage::Resources, rest.len());
         for bucket in buckets(rest) {
             entries.extend(
-                self.apply_bucket(&plan, bucket)
+                self.write_bucket(&plan, bucket, &rewritten_kinds)
                     .await?
                     .into_iter()
                     .map(|(e, _)| e),
@@ -188,38 +232,90 @@ impl Cluster {
         })
     }
 
-    async fn apply_bucket(
+    /// Writes what a bucket's outcomes ask for, concurrently, and reports each object.
+    async fn write_bucket(
         &self,
         plan: &Plan<'_>,
-        bucket: Vec<(ObjectRef, Value)>,
+        bucket: Vec<((ObjectRef, Value), Outcome)>,
+        rewritten_kinds: &HashSet<(String, String)>,
     ) -> Result<Vec<(ApplyEntry, bool)>, ClusterError> {
-        futures::stream::iter(bucket.into_iter().map(|(r, v)| self.apply_one(plan, r, v)))
+        let writes: Vec<_> = bucket
+            .into_iter()
+            .map(|((object, value), outcome)| {
+                self.write_one(plan, object, value, outcome, rewritten_kinds)
+            })
+            .collect();
+        futures::stream::iter(writes)
             .buffered(plan.opts.concurrency.max(1))
             .try_collect()
             .await
     }
 
-    /// Applies one object; the bool says whether a CRD is known to be Established already.
-    async fn apply_one(
+    /// Writes one object if its outcome asks for it (reading it again first when its kind
+    /// is new or was just redefined) and reports it.
+    async fn write_one(
         &self,
         plan: &Plan<'_>,
         object: ObjectRef,
         value: Value,
+        outcome: Outcome,
+        rewritten_kinds: &HashSet<(String, String)>,
     ) -> Result<(ApplyEntry, bool), ClusterError> {
+        let new_kind = matches!(outcome, Outcome::KindAfterCrds);
+        let outcome = if new_kind
+            || rewritten_kinds.contains(&(object.group().to_owned(), object.kind.clone()))
+        {
+            if new_kind {
+                self.api_after_discovery_catches_up(&object).await?;
+            }
+            self.classify(plan, &object, &value).await?
+        } else {
+            outcome
+        };
+        let (change, diff, established) = match outcome {
+            Outcome::Unchanged { established } => (Change::Unchanged, None, established),
+            Outcome::Configured { diff } => (Change::Configured, Some(diff), false),
+            Outcome::Created => (Change::Created, None, false),
+            Outcome::KindAfterCrds => {
+                return Err(ClusterError::UnknownKind {
+                    api_version: object.api_version,
+                    kind: object.kind,
+                });
+            }
+        };
+        if change != Change::Unchanged && !plan.opts.dry_run {
+            let api =
+                self.dynamic_api(&object)
+                    .await?
+                    .ok_or_else(|| ClusterError::UnknownKind {
+                        api_version: object.api_version.clone(),
+                        kind: object.kind.clone(),
+                    })?;
+            self.write(plan, &api, &object, &value).await?;
+        }
+        Ok(report(plan, object, change, diff, established))
+    }
+
+    /// What applying one object would do, from reads and a dry run only.
+    async fn classify(
+        &self,
+        plan: &Plan<'_>,
+        object: &ObjectRef,
+        value: &Value,
+    ) -> Result<Outcome, ClusterError> {
         let dry_run = plan.opts.dry_run;
         let planned_kind = plan
             .kinds
             .contains(&(object.group().to_owned(), object.kind.clone()));
-        let api = match self.dynamic_api(&object).await? {
+        let api = match self.dynamic_api(object).await? {
             Some(api) => api,
-            None if planned_kind && dry_run => {
-                return Ok(report(plan, object, Change::Created, None, false));
-            }
-            None if planned_kind => self.api_after_discovery_catches_up(&object).await?,
+            // The CRD is created by this run: nothing of its kind exists yet.
+            None if planned_kind && dry_run => return Ok(Outcome::Created),
+            None if planned_kind => return Ok(Outcome::KindAfterCrds),
             None => {
                 return Err(ClusterError::UnknownKind {
-                    api_version: object.api_version,
-                    kind: object.kind,
+                    api_version: object.api_version.clone(),
+                    kind: object.kind.clone(),
                 });
             }
         };
@@ -232,7 +328,7 @@ impl Cluster {
         let Some(live) = live else {
             if dry_run {
                 // Validate what we can; objects in a namespace this run creates cannot be checked.
-                if let Err(e) = api.patch(&object.name, &dry, &Patch::Apply(&value)).await {
+                if let Err(e) = api.patch(&object.name, &dry, &Patch::Apply(value)).await {
                     let in_new_ns = object
                         .namespace
                         .as_ref()
@@ -241,29 +337,21 @@ impl Cluster {
                         return Err(fail(e));
                     }
                 }
-            } else {
-                self.write(plan, &api, &object, &value).await?;
             }
-            return Ok(report(plan, object, Change::Created, None, false));
+            return Ok(Outcome::Created);
         };
         let planned = api
-            .patch(&object.name, &dry, &Patch::Apply(&value))
+            .patch(&object.name, &dry, &Patch::Apply(value))
             .await
             .map_err(fail)?;
         let live = serde_json::to_value(&live).unwrap_or_default();
         let planned = serde_json::to_value(&planned).unwrap_or_default();
-        match diff(&live, &planned) {
-            None => {
-                let established = crd_established(&live);
-                Ok(report(plan, object, Change::Unchanged, None, established))
-            }
-            Some(d) => {
-                if !dry_run {
-                    self.write(plan, &api, &object, &value).await?;
-                }
-                Ok(report(plan, object, Change::Configured, Some(d), false))
-            }
-        }
+        Ok(match diff(&live, &planned) {
+            None => Outcome::Unchanged {
+                established: crd_established(&live),
+            },
+            Some(diff) => Outcome::Configured { diff },
+        })
     }
 
     async fn write(
@@ -412,12 +500,13 @@ fn crd_established(crd: &Value) -> bool {
         && matches!(condition(crd, "NamesAccepted"), Some(("True", ..)))
 }
 
-/// Splits objects (already sorted by priority) into runs of equal priority.
-fn buckets(items: Vec<(ObjectRef, Value)>) -> Vec<Vec<(ObjectRef, Value)>> {
-    let mut out: Vec<Vec<(ObjectRef, Value)>> = Vec::new();
+/// Splits objects (already sorted by priority, each with what goes with it) into runs of
+/// equal priority.
+fn buckets<T>(items: Vec<((ObjectRef, Value), T)>) -> Vec<Vec<((ObjectRef, Value), T)>> {
+    let mut out: Vec<Vec<((ObjectRef, Value), T)>> = Vec::new();
     for item in items {
         match out.last_mut() {
-            Some(last) if kind_priority(&last[0].0.kind) == kind_priority(&item.0.kind) => {
+            Some(last) if kind_priority(&last[0].0.0.kind) == kind_priority(&item.0.0.kind) => {
                 last.push(item);
             }
             _ => out.push(vec![item]),
@@ -436,7 +525,7 @@ mod tests {
     fn buckets_group_equal_priorities() {
         let item = |kind: &str, name: &str| {
             let v = json!({"apiVersion":"v1","kind":kind,"metadata":{"name":name}});
-            (ObjectRef::from_manifest(0, &v).unwrap(), v)
+            ((ObjectRef::from_manifest(0, &v).unwrap(), v), ())
         };
         let b = buckets(vec![
             item("ServiceAccount", "a"),
@@ -445,7 +534,7 @@ mod tests {
         ]);
         let names: Vec<Vec<&str>> = b
             .iter()
-            .map(|b| b.iter().map(|(r, _)| r.name.as_str()).collect())
+            .map(|b| b.iter().map(|((r, _), ())| r.name.as_str()).collect())
             .collect();
         assert_eq!(names, [vec!["a", "b"], vec!["c"]]);
     }
