@@ -6,8 +6,10 @@
 //! source-controller and kustomize-controller) and two empty repositories, then times a first
 //! bootstrap with token auth over HTTPS (`--ca-file`) by each tool, one per cluster, and a
 //! no-op re-run by each. The order alternates between runs. It prints every run, both medians
-//! and the ratios, and the plugin's own step timings (clone, install, apply, wait) from its
-//! JSON summary. Targets: first bootstrap at most 0.5x flux's wall time, no-op re-run at most
+//! and the ratios, and where the time goes: each tool's own work (up to its first "waiting
+//! for" line) and its wait for the controllers (the same controllers doing the same work for
+//! both), and the plugin's own step timings (clone, install, apply, wait) from its JSON
+//! summary. Targets: first bootstrap at most 0.5x flux's wall time, no-op re-run at most
 //! 0.3x.
 //!
 //! Needs the real Flux bundle (`FLUXBOOTSTRAP_FLUX_MANIFESTS`) and `cargo xtask flux build`.
@@ -44,10 +46,63 @@ struct Tools {
     cache: tempfile::TempDir,
 }
 
-/// One timed bootstrap: wall time and, for the plugin, its step timings.
+/// One timed bootstrap: wall time, how much of it was spent waiting for the controllers
+/// (from the tool's first "waiting for" line to its exit: the same controllers' work for
+/// both tools), and, for the plugin, its step timings.
 struct Timed {
     wall: Duration,
+    waiting: Duration,
     steps: Vec<(String, f64)>,
+}
+
+impl Timed {
+    /// The tool's own work: everything but the wait for the controllers.
+    fn own(&self) -> Duration {
+        self.wall.saturating_sub(self.waiting)
+    }
+}
+
+/// Runs `cmd` to completion, timing it and noting when stderr first says it is waiting.
+fn timed_run(cmd: &mut Command) -> Result<(Timed, Vec<u8>, String), String> {
+    use std::io::{BufRead as _, Read as _};
+    let start = Instant::now();
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut stdout = child.stdout.take().ok_or("stdout is piped")?;
+    let stdout = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stdout.read_to_end(&mut bytes);
+        bytes
+    });
+    let stderr = child.stderr.take().ok_or("stderr is piped")?;
+    let (mut text, mut waiting_since) = (String::new(), None);
+    for line in std::io::BufReader::new(stderr).lines() {
+        let line = line.map_err(|e| e.to_string())?;
+        if waiting_since.is_none() && line.contains("waiting for") {
+            waiting_since = Some(start.elapsed());
+        }
+        text.push_str(&line);
+        text.push('\n');
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    let wall = start.elapsed();
+    let stdout = stdout.join().map_err(|_| "reading stdout panicked")?;
+    if !status.success() {
+        return Err(text);
+    }
+    let waiting = waiting_since.map_or(Duration::ZERO, |since| wall.saturating_sub(since));
+    Ok((
+        Timed {
+            wall,
+            waiting,
+            steps: Vec::new(),
+        },
+        stdout,
+        text,
+    ))
 }
 
 fn bench() -> Result<(), String> {
@@ -113,9 +168,11 @@ fn bench() -> Result<(), String> {
                     .collect::<Vec<_>>()
                     .join(", ");
                 report(&format!(
-                    "run {}: {phase:<6} {tool:<6} {:>6.2}s{}",
+                    "run {}: {phase:<6} {tool:<6} {:>6.2}s = own {:>5.2}s + waiting {:>5.2}s{}",
                     run + 1,
                     timed.wall.as_secs_f64(),
+                    timed.own().as_secs_f64(),
+                    timed.waiting.as_secs_f64(),
                     if steps.is_empty() {
                         String::new()
                     } else {
@@ -123,9 +180,9 @@ fn bench() -> Result<(), String> {
                     }
                 ));
                 if tool == "flux" {
-                    results.0.push(timed.wall);
+                    results.0.push(timed);
                 } else {
-                    results.1.push(timed.wall);
+                    results.1.push(timed);
                 }
             }
         }
@@ -134,13 +191,28 @@ fn bench() -> Result<(), String> {
         ("first bootstrap", first, 0.5),
         ("no-op re-run", again, 0.3),
     ] {
-        let (f, p) = (median(flux), median(plugin));
+        let wall = |runs: &[Timed]| median(runs.iter().map(|t| t.wall).collect());
+        let own = |runs: &[Timed]| median(runs.iter().map(Timed::own).collect());
+        let waiting = |runs: &[Timed]| median(runs.iter().map(|t| t.waiting).collect());
+        let (f, p) = (wall(&flux), wall(&plugin));
         let ratio = p.as_secs_f64() / f.as_secs_f64();
         report(&format!(
             "{what}: flux {:.2}s, plugin {:.2}s (medians of {RUNS}): {ratio:.2}x (target <= {target}x: {})",
             f.as_secs_f64(),
             p.as_secs_f64(),
             if ratio <= target { "met" } else { "not met" }
+        ));
+        let (fo, po) = (own(&flux), own(&plugin));
+        report(&format!(
+            "  own work:                flux {:.2}s, plugin {:.2}s: {:.2}x",
+            fo.as_secs_f64(),
+            po.as_secs_f64(),
+            po.as_secs_f64() / fo.as_secs_f64().max(f64::EPSILON)
+        ));
+        report(&format!(
+            "  waiting for controllers: flux {:.2}s, plugin {:.2}s",
+            waiting(&flux).as_secs_f64(),
+            waiting(&plugin).as_secs_f64()
         ));
     }
     Ok(())
@@ -171,40 +243,30 @@ fn flux_bootstrap(
     repo: &Repo,
     context: &str,
 ) -> Result<Timed, String> {
-    let start = Instant::now();
-    let out = scrubbed(&tools.flux)
-        .args([
-            "bootstrap",
-            "git",
-            "--token-auth",
-            "--url",
-            &repo.https_url,
-            "--ca-file",
-        ])
-        .arg(tools.git.ca_file())
-        .args([
-            "--path",
-            "clusters/bench",
-            "--context",
-            context,
-            "--kubeconfig",
-        ])
-        .arg(plane.kubeconfig())
-        .env("GIT_PASSWORD", tools.git.pat())
-        .env("HOME", tools.cache.path())
-        .output()
-        .map_err(|e| e.to_string())?;
-    let wall = start.elapsed();
-    if !out.status.success() {
-        return Err(format!(
-            "flux bootstrap git failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(Timed {
-        wall,
-        steps: Vec::new(),
-    })
+    let (timed, _, _) = timed_run(
+        scrubbed(&tools.flux)
+            .args([
+                "bootstrap",
+                "git",
+                "--token-auth",
+                "--url",
+                &repo.https_url,
+                "--ca-file",
+            ])
+            .arg(tools.git.ca_file())
+            .args([
+                "--path",
+                "clusters/bench",
+                "--context",
+                context,
+                "--kubeconfig",
+            ])
+            .arg(plane.kubeconfig())
+            .env("GIT_PASSWORD", tools.git.pat())
+            .env("HOME", tools.cache.path()),
+    )
+    .map_err(|stderr| format!("flux bootstrap git failed:\n{stderr}"))?;
+    Ok(timed)
 }
 
 fn plugin_bootstrap(
@@ -213,35 +275,28 @@ fn plugin_bootstrap(
     repo: &Repo,
     context: &str,
 ) -> Result<Timed, String> {
-    let start = Instant::now();
-    let out = scrubbed(&tools.plugin)
-        .args(["azdo", "--url", &repo.https_url, "--ca-file"])
-        .arg(tools.git.ca_file())
-        .args([
-            "--path",
-            "clusters/bench",
-            "--context",
-            context,
-            "-o",
-            "json",
-            "--kubeconfig",
-        ])
-        .arg(plane.kubeconfig())
-        .env("GIT_PASSWORD", tools.git.pat())
-        .env("FLUXBOOTSTRAP_RELEASES_URL", tools.releases.base_url())
-        .env("XDG_CACHE_HOME", tools.cache.path())
-        .env("NO_COLOR", "1")
-        .output()
-        .map_err(|e| e.to_string())?;
-    let wall = start.elapsed();
-    if !out.status.success() {
-        return Err(format!(
-            "the plugin failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let summary: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
-    let steps = summary["timings"]
+    let (mut timed, stdout, _) = timed_run(
+        scrubbed(&tools.plugin)
+            .args(["azdo", "--url", &repo.https_url, "--ca-file"])
+            .arg(tools.git.ca_file())
+            .args([
+                "--path",
+                "clusters/bench",
+                "--context",
+                context,
+                "-o",
+                "json",
+                "--kubeconfig",
+            ])
+            .arg(plane.kubeconfig())
+            .env("GIT_PASSWORD", tools.git.pat())
+            .env("FLUXBOOTSTRAP_RELEASES_URL", tools.releases.base_url())
+            .env("XDG_CACHE_HOME", tools.cache.path())
+            .env("NO_COLOR", "1"),
+    )
+    .map_err(|stderr| format!("the plugin failed:\n{stderr}"))?;
+    let summary: Value = serde_json::from_slice(&stdout).map_err(|e| e.to_string())?;
+    timed.steps = summary["timings"]
         .as_object()
         .map(|timings| {
             timings
@@ -250,7 +305,7 @@ fn plugin_bootstrap(
                 .collect()
         })
         .unwrap_or_default();
-    Ok(Timed { wall, steps })
+    Ok(timed)
 }
 
 fn median(mut values: Vec<Duration>) -> Duration {
