@@ -566,7 +566,8 @@ fn side_by_side<'a>(
 }
 
 /// Token auth over HTTPS with `--ca-file`: `flux bootstrap git` on one cluster, the plugin
-/// with the same flags on another; then each tool re-runs on the other's result.
+/// with the same flags on another; then each tool re-runs on the other's result, and
+/// `flux check` passes on the plugin's.
 #[test]
 fn token_auth_matches_flux_bootstrap_git_and_hands_over_both_ways() {
     let Some((flux, _bundle)) = flux_peer() else {
@@ -623,6 +624,20 @@ fn token_auth_matches_flux_bootstrap_git_and_hands_over_both_ways() {
         &flux_objects(&cluster, plugin_context, ns),
     );
     assert!(differences.is_empty(), "{}", differences.join("\n"));
+    // And flux's own health check is content with what the plugin installed.
+    let check = flux_command(&flux)
+        .args(["check", "--context", plugin_context, "--kubeconfig"])
+        .arg(cluster.kubeconfig())
+        .args(["-n", ns])
+        .env("HOME", env.cache.path())
+        .output()
+        .expect("flux runs");
+    assert!(
+        check.status.success(),
+        "flux check after the plugin:\n{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
 }
 
 /// PAT for the push, SSH for the cluster: `--url https://… --ssh-hostname …`, a generated RSA
