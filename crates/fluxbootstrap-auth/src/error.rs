@@ -9,8 +9,17 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     /// No flag, no `GIT_PASSWORD`, nothing on stdin and no terminal to prompt on.
-    #[error("no Azure DevOps PAT was given")]
+    #[error(
+        "no Azure DevOps PAT was given: `--password` and `GIT_PASSWORD` are unset and stdin was empty"
+    )]
     NoPat,
+    /// The PAT has whitespace or control characters inside it (trailing line breaks are
+    /// removed before this check): a pasted sentence, two values, a mangled copy.
+    #[error("the PAT from {source_name} contains whitespace or a control character")]
+    MalformedPat {
+        /// Where it came from (`--password`, `GIT_PASSWORD`, `stdin`, the prompt).
+        source_name: &'static str,
+    },
     /// The prompt returned an empty PAT.
     #[error("the PAT read from the {source_name} is empty")]
     EmptyPat {
@@ -78,6 +87,10 @@ impl AuthError {
                     .to_owned(),
             ),
             Self::EmptyPat { .. } => Some("enter a PAT with the scope Code (Read & write)".to_owned()),
+            Self::MalformedPat { .. } => Some(
+                "a PAT is a single word of letters and digits: copy it again from Azure DevOps (User settings, Personal access tokens)"
+                    .to_owned(),
+            ),
             Self::AzMissing { .. } => Some(
                 "install the Azure CLI (https://aka.ms/azure-cli) and run `az login`, or authenticate with a PAT instead"
                     .to_owned(),

@@ -38,7 +38,7 @@ pub use known_hosts::{
 pub use pat::{PatSource, prompt_masked, resolve_pat};
 pub use secret::{SecretBytes, SecretString};
 pub use ssh_key::{
-    EcdsaCurve, KeyAlgorithm, KeyError, SshKeyPair, generate, generate_ecdsa, generate_ed25519,
-    generate_rsa, load_private_key, write_private_file,
+    EcdsaCurve, KeyAlgorithm, KeyError, SshKeyPair, check_private_key_format, generate,
+    generate_ecdsa, generate_ed25519, generate_rsa, load_private_key, write_private_file,
 };
 pub use ssh_signature::{GIT_NAMESPACE, sign_sshsig};

@@ -23,6 +23,16 @@ pub enum PatSource {
 }
 
 impl PatSource {
+    /// How error messages name this source.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Flag => "`--password`",
+            Self::Env => "`GIT_PASSWORD`",
+            Self::Stdin => "stdin",
+            Self::Prompt => "the prompt",
+        }
+    }
+
     /// A warning to show the user about this source, if any.
     pub fn warning(self) -> Option<&'static str> {
         match self {
@@ -38,9 +48,31 @@ impl PatSource {
 const MAX_STDIN_PAT: usize = 4096;
 
 /// Finds the PAT: `flag`, then `env` (`GIT_PASSWORD`), then one line of `stdin` when it is
-/// not a terminal, else `prompt` when it is. Empty values count as absent, and trailing
-/// `\r`/`\n` are stripped from whatever was read.
+/// not a terminal, else `prompt` when it is. Empty values count as absent, trailing
+/// `\r`/`\n` are stripped from whatever was found, and a PAT with whitespace or a control
+/// character left inside it is refused.
 pub fn resolve_pat(
+    flag: Option<SecretString>,
+    env: Option<SecretString>,
+    stdin: &mut dyn Read,
+    stdin_is_terminal: bool,
+    prompt: &dyn Fn(&str) -> io::Result<SecretString>,
+) -> Result<(SecretString, PatSource), AuthError> {
+    let (pat, source) = find_pat(flag, env, stdin, stdin_is_terminal, prompt)?;
+    let pat = trim_newline(pat.expose_secret());
+    if pat
+        .expose_secret()
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(AuthError::MalformedPat {
+            source_name: source.name(),
+        });
+    }
+    Ok((pat, source))
+}
+
+fn find_pat(
     flag: Option<SecretString>,
     env: Option<SecretString>,
     stdin: &mut dyn Read,
@@ -173,6 +205,27 @@ mod tests {
     }
 
     #[test]
+    fn trailing_line_breaks_are_trimmed_and_inner_whitespace_is_refused() {
+        for (env, want) in [("pat\r\n", "pat"), ("pat\n\n", "pat")] {
+            let (pat, _) =
+                resolve_pat(None, Some(secret(env)), &mut &b""[..], false, &no_prompt).unwrap();
+            assert_eq!(pat.expose_secret(), want);
+        }
+        let (pat, _) = resolve_pat(None, None, &mut &b"pat\r\n"[..], false, &no_prompt).unwrap();
+        assert_eq!(pat.expose_secret(), "pat");
+        for bad in ["abc def", "abc\tdef", "abc\rdef", " abc", "abc\u{7}"] {
+            let err =
+                resolve_pat(None, Some(secret(bad)), &mut &b""[..], false, &no_prompt).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "the PAT from `GIT_PASSWORD` contains whitespace or a control character",
+                "{bad:?}"
+            );
+            assert!(!err.to_string().contains(bad));
+        }
+    }
+
+    #[test]
     fn terminal_prompts() {
         let prompt = |text: &str| {
             assert!(text.contains("PAT"));
@@ -185,7 +238,10 @@ mod tests {
     #[test]
     fn nothing_available_is_a_clear_error() {
         let err = resolve_pat(None, None, &mut &b"\n"[..], false, &no_prompt).unwrap_err();
-        assert_eq!(err.to_string(), "no Azure DevOps PAT was given");
+        assert_eq!(
+            err.to_string(),
+            "no Azure DevOps PAT was given: `--password` and `GIT_PASSWORD` are unset and stdin was empty"
+        );
         insta::assert_snapshot!(err.hint().unwrap(), @"pass the PAT in `GIT_PASSWORD` or pipe it to stdin (`echo \"$PAT\" | kubectl fluxbootstrap azdo ...`), or run in a terminal to be prompted for it");
     }
 }

@@ -217,6 +217,21 @@ pub fn generate_ed25519() -> Result<SshKeyPair, KeyError> {
     pair_from_pkey(&pkey)
 }
 
+/// Whether `text` is in a private key format [`load_private_key`] reads (OpenSSH or PEM),
+/// checked without decrypting it, so a wrong file is named before any passphrase is asked.
+pub fn check_private_key_format(text: &SecretString) -> Result<(), KeyError> {
+    if is_private_key_format(text.expose_secret()) {
+        Ok(())
+    } else {
+        Err(KeyError::UnsupportedFormat)
+    }
+}
+
+fn is_private_key_format(text: &str) -> bool {
+    text.contains("-----BEGIN OPENSSH PRIVATE KEY-----")
+        || (text.contains("-----BEGIN ") && text.contains(" PRIVATE KEY-----"))
+}
+
 /// Loads a private key file's text: OpenSSH format (optionally passphrase-protected) or PEM
 /// (PKCS#1 `RSA PRIVATE KEY`, PKCS#8 `PRIVATE KEY` / `ENCRYPTED PRIVATE KEY`, SEC1 `EC PRIVATE KEY`,
 /// legacy `Proc-Type: 4,ENCRYPTED`).
@@ -243,7 +258,7 @@ pub fn load_private_key(
         let pkey = pkey_from_ssh(key.key_data())?;
         return pair_from_pkey(&pkey);
     }
-    if !text.contains("-----BEGIN ") || !text.contains(" PRIVATE KEY-----") {
+    if !is_private_key_format(text) {
         return Err(KeyError::UnsupportedFormat);
     }
     let encrypted = text.contains("ENCRYPTED");

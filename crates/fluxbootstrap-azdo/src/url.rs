@@ -115,6 +115,13 @@ pub enum UrlError {
         /// The input, with any user info replaced by `***`.
         url: String,
     },
+    /// A control character (a line break, a tab) inside the URL. URL parsers drop them
+    /// silently, which would bootstrap another repository than the one the user meant.
+    #[error("`{url}` contains a control character")]
+    ControlCharacter {
+        /// The input with control characters escaped and any user info replaced by `***`.
+        url: String,
+    },
     /// An SSH endpoint given to [`RepoUrl::with_ssh_host`] is malformed.
     #[error("`{endpoint}` is not a `host[:port]` SSH endpoint")]
     BadSshEndpoint {
@@ -138,6 +145,9 @@ impl UrlError {
             ),
             Self::MissingOrg { .. } => Some("use `ssh://git@ssh.dev.azure.com/v3/{org}/{project}/{repo}`".to_owned()),
             Self::BadSshEndpoint { .. } => Some("write it as `host`, `host:port` or `[ipv6]:port`".to_owned()),
+            Self::ControlCharacter { .. } => Some(
+                "pass the URL again without line breaks or tabs (quote it in the shell)".to_owned(),
+            ),
         }
     }
 }
@@ -148,6 +158,11 @@ impl RepoUrl {
         let input = input.trim();
         if input.is_empty() {
             return Err(UrlError::Empty);
+        }
+        if input.chars().any(char::is_control) {
+            return Err(UrlError::ControlCharacter {
+                url: redact(input).escape_debug().to_string(),
+            });
         }
         let redacted = redact(input);
         let not_ado = || UrlError::NotAzureDevOps {
@@ -585,6 +600,45 @@ fn redact(input: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_refused_not_dropped() {
+        for input in [
+            "https://dev.azure.com/o/p/_git/r\r\nX-Evil: 1",
+            "https://dev.azure.com/o/p/_git/r\nx",
+            "https://dev.azure.com/o/p\t/_git/r",
+            "ssh://git@ssh.dev.azure.com/v3/o/p/r\u{0}",
+            "git@ssh.dev.azure.com:v3/o/p/r\x1b[31m",
+        ] {
+            let err = RepoUrl::parse(input).unwrap_err();
+            assert!(
+                matches!(err, UrlError::ControlCharacter { .. }),
+                "{input:?}: {err}"
+            );
+            assert!(!err.to_string().contains('\n') && !err.to_string().contains('\r'));
+        }
+        let err = RepoUrl::parse("https://user:s3cret@dev.azure.com/o/p/_git/r\n").unwrap_err();
+        // Trailing whitespace is trimmed; the credentials are refused on their own.
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+        let err = RepoUrl::parse("https://user:s3cret@dev.azure.com/o/p\n/_git/r").unwrap_err();
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+    }
+
+    #[test]
+    fn plain_http_is_known_from_the_parsed_scheme() {
+        for input in [
+            "http://tfs.contoso.com/DefaultCollection/p/_git/r",
+            "HTTP://tfs.contoso.com/DefaultCollection/p/_git/r",
+            "  Http://tfs.contoso.com/DefaultCollection/p/_git/r",
+        ] {
+            assert!(RepoUrl::parse(input).unwrap().insecure_http, "{input}");
+        }
+        assert!(
+            !RepoUrl::parse("HTTPS://dev.azure.com/o/p/_git/r")
+                .unwrap()
+                .insecure_http
+        );
+    }
 
     fn show(input: &str) -> String {
         match RepoUrl::parse(input) {

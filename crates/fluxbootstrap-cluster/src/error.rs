@@ -209,6 +209,11 @@ impl ClusterError {
             Self::NoKubeconfig { .. } => Some(
                 "pass `--kubeconfig`, set `KUBECONFIG`, or create `~/.kube/config`".to_owned(),
             ),
+            Self::ReadKubeconfig { path, .. } => Some(format!(
+                "fix or replace `{}` (`kubectl config view --kubeconfig {}` shows what kubectl makes of it), or pass another file with `--kubeconfig`",
+                path.display(),
+                path.display()
+            )),
             Self::NoCurrentContext { .. } | Self::ContextNotFound { .. } => {
                 Some("pass `--context` with one of `kubectl config get-contexts`".to_owned())
             }

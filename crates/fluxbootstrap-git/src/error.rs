@@ -304,6 +304,9 @@ impl GitError {
             GitError::InvalidAuthor { .. } => {
                 "author names and e-mails must not contain `<`, `>` or line breaks".to_owned()
             }
+            GitError::InvalidBranch { .. } => "pass a branch name git accepts with `--branch`, \
+                e.g. `main` or `clusters/dev` (`git check-ref-format --branch <name>` tests one)"
+                .to_owned(),
             _ => return None,
         })
     }

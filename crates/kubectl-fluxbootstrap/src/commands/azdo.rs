@@ -75,9 +75,7 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
         shared::push_credentials(&args.repo, &mode, private_key.as_ref(), &repo, printer).await?;
 
     // Preflight before the repository changes, so a forbidden context leaves no commit behind.
-    let cluster = Cluster::connect(&kube_options(global))
-        .await
-        .context("failed to connect to the cluster")?;
+    let cluster = Cluster::connect(&kube_options(global)).await?;
     printer.action(format_args!(
         "checking cluster \"{}\" ({})",
         cluster.context(),

@@ -10,9 +10,7 @@ use crate::commands::shared::kube_options;
 use crate::printer::Printer;
 
 pub(crate) async fn run(args: &CheckArgs, global: &GlobalArgs, printer: Printer) -> Result<()> {
-    let cluster = Cluster::connect(&kube_options(global))
-        .await
-        .context("failed to connect to the cluster")?;
+    let cluster = Cluster::connect(&kube_options(global)).await?;
     printer.action("checking prerequisites");
     // `check` reports an existing install, so it neither refuses one managed by another tool
     // nor compares sync paths: it checks against the path the install already has.

@@ -795,7 +795,7 @@ async fn preflight_all(
             let result = tokio::time::timeout(timeout, async {
                 let cluster = Cluster::connect(&options)
                     .await
-                    .context("failed to connect to the cluster")?;
+?;
                 printer.action(format_args!(
                     "checking cluster \"{}\" ({})",
                     cluster.context(),

@@ -20,9 +20,7 @@ use crate::printer::Printer;
 pub(crate) async fn run(args: &RotateArgs, global: &GlobalArgs, printer: Printer) -> Result<()> {
     let namespace = global.namespace.as_str();
     let repo = shared::resolve_repo_url(&args.repo)?;
-    let cluster = Cluster::connect(&kube_options(global))
-        .await
-        .context("failed to connect to the cluster")?;
+    let cluster = Cluster::connect(&kube_options(global)).await?;
     let Some(existing) = cluster.get_secret(namespace, &args.secret_name).await? else {
         bail!(Hinted::new(
             format!("Secret `{namespace}/{}` does not exist", args.secret_name),
@@ -76,7 +74,7 @@ pub(crate) async fn run(args: &RotateArgs, global: &GlobalArgs, printer: Printer
         || args.repo.username.clone(),
         |u| String::from_utf8_lossy(u.expose_secret()).into_owned(),
     );
-    let token = push.token.as_ref().context("token auth without a token")?;
+    let token = push.token().context("token auth without a token")?;
     let data = token_secret(&username, token, bearer, ca_pem.as_ref());
     printer.action(format_args!(
         "updating source secret \"{namespace}/{}\"",

@@ -72,13 +72,15 @@ pub(crate) fn resolve_repo_url(args: &RepoArgs) -> Result<RepoUrl> {
             "pass `--url https://dev.azure.com/{org}/{project}/_git/{repo}`, or `--org`, `--project` and `--repository`"
         )),
     };
-    if url.starts_with("http://") && !args.allow_insecure_http {
+    let parsed = RepoUrl::parse(&url)?;
+    // Decided on the parsed scheme: `HTTP://` and ` http://` are plain HTTP too.
+    if parsed.insecure_http && !args.allow_insecure_http {
         bail!(Hinted::new(
-            "the repository URL uses plain `http://`",
+            "the repository URL uses plain `http://`, which would send the PAT in clear text",
             "use `https://`, or pass `--allow-insecure-http` for an Azure DevOps Server without TLS"
         ));
     }
-    Ok(RepoUrl::parse(&url)?)
+    Ok(parsed)
 }
 
 /// Whether the user gave an SSH URL (`ssh://…` or scp-like `git@host:path`).
@@ -220,7 +222,28 @@ pub(crate) fn read_ca_file(path: Option<&Path>) -> Result<Option<Vec<u8>>> {
 pub(crate) fn read_private_key(path: Option<&Path>) -> Result<Option<SecretString>> {
     let Some(path) = path else { return Ok(None) };
     let text = fs_err::read_to_string(path).context("failed to read `--private-key-file`")?;
-    Ok(Some(SecretString::new(text)))
+    let text = SecretString::new(text);
+    fluxbootstrap_auth::check_private_key_format(&text)
+        .with_context(|| format!("`{}` is not a private key", path.display()))?;
+    Ok(Some(text))
+}
+
+/// The one credential the user gave for the push. Exactly one kind, so a key's passphrase can
+/// never be sent where a PAT goes (an HTTP header, the REST API).
+#[derive(Debug, Clone)]
+pub(crate) enum Credential {
+    /// A personal access token, sent as the HTTP Basic password.
+    Pat(SecretString),
+    /// An Entra ID (or other OAuth) access token, sent as `Authorization: Bearer`.
+    Bearer(SecretString),
+    /// An SSH private key and the passphrase it was decrypted with (flux stores that one in
+    /// the Secret as `password`).
+    SshKey {
+        /// The decoded key.
+        key: SshKeyPair,
+        /// Its passphrase, if it has one.
+        passphrase: Option<SecretString>,
+    },
 }
 
 /// How the plugin itself pushes, and which credential it got from the user.
@@ -230,12 +253,8 @@ pub(crate) struct PushAuth {
     pub(crate) url: String,
     /// The credential for libgit2.
     pub(crate) remote: RemoteAuth,
-    /// The PAT or token, for the Secret and the REST API (HTTPS modes).
-    pub(crate) token: Option<SecretString>,
-    /// Whether `token` is a bearer token.
-    pub(crate) bearer: bool,
-    /// The decoded private key (SSH mode).
-    pub(crate) key: Option<SshKeyPair>,
+    /// What the user gave.
+    pub(crate) credential: Credential,
 }
 
 impl PushAuth {
@@ -244,15 +263,37 @@ impl PushAuth {
         &self.url
     }
 
-    /// Credentials for the REST API, when there are any.
+    /// Credentials for the REST API: a PAT or a token, never an SSH key's passphrase.
     pub(crate) fn rest_auth(&self) -> Option<RestAuth> {
-        self.token.as_ref().map(|t| {
-            if self.bearer {
-                RestAuth::Bearer(t.clone())
-            } else {
-                RestAuth::Basic(t.clone())
-            }
-        })
+        match &self.credential {
+            Credential::Pat(pat) => Some(RestAuth::Basic(pat.clone())),
+            Credential::Bearer(token) => Some(RestAuth::Bearer(token.clone())),
+            Credential::SshKey { .. } => None,
+        }
+    }
+
+    /// The PAT or token (HTTPS modes), for a token-auth Secret.
+    pub(crate) fn token(&self) -> Option<&SecretString> {
+        match &self.credential {
+            Credential::Pat(token) | Credential::Bearer(token) => Some(token),
+            Credential::SshKey { .. } => None,
+        }
+    }
+
+    /// The SSH transport key (SSH mode).
+    pub(crate) fn ssh_key(&self) -> Option<&SshKeyPair> {
+        match &self.credential {
+            Credential::SshKey { key, .. } => Some(key),
+            Credential::Pat(_) | Credential::Bearer(_) => None,
+        }
+    }
+
+    /// The SSH key's passphrase (SSH mode).
+    pub(crate) fn passphrase(&self) -> Option<&SecretString> {
+        match &self.credential {
+            Credential::SshKey { passphrase, .. } => passphrase.as_ref(),
+            Credential::Pat(_) | Credential::Bearer(_) => None,
+        }
     }
 }
 
@@ -287,9 +328,7 @@ pub(crate) async fn push_credentials(
                     passphrase: None,
                     known_hosts,
                 },
-                token: passphrase,
-                bearer: false,
-                key: Some(key),
+                credential: Credential::SshKey { key, passphrase },
             })
         }
         GitMode::AzureProvider if flag.is_none() && env.is_none() => {
@@ -300,9 +339,7 @@ pub(crate) async fn push_credentials(
                 remote: RemoteAuth::Bearer {
                     token: token.token.clone(),
                 },
-                token: Some(token.token),
-                bearer: true,
-                key: None,
+                credential: Credential::Bearer(token.token),
             })
         }
         GitMode::Token { .. } | GitMode::TokenPushSshSync { .. } | GitMode::AzureProvider => {
@@ -337,9 +374,11 @@ pub(crate) async fn push_credentials(
             Ok(PushAuth {
                 url: repo.https_url(),
                 remote,
-                token: Some(pat),
-                bearer,
-                key: None,
+                credential: if bearer {
+                    Credential::Bearer(pat)
+                } else {
+                    Credential::Pat(pat)
+                },
             })
         }
     }
@@ -760,7 +799,7 @@ pub(crate) async fn secret_for_mode(
     match mode {
         GitMode::AzureProvider => Ok(None),
         GitMode::Token { bearer } => {
-            let token = push.token.as_ref().context("token auth without a token")?;
+            let token = push.token().context("token auth without a token")?;
             Ok(Some(crate::commands::azdo::token_secret(
                 &repo_args.username,
                 token,
@@ -786,12 +825,9 @@ pub(crate) async fn secret_for_mode(
             {
                 return Ok(None);
             }
-            let key = match (&push.key, private_key) {
+            let key = match (push.ssh_key(), private_key) {
                 (Some(key), _) => key.clone(),
-                (None, Some(text)) => fluxbootstrap_auth::load_private_key(
-                    text,
-                    push.token.as_ref().filter(|_| matches!(mode, GitMode::Ssh)),
-                )?,
+                (None, Some(text)) => fluxbootstrap_auth::load_private_key(text, None)?,
                 (None, None) => {
                     printer.action("generating source secret");
                     generate_key(args)?
@@ -820,9 +856,7 @@ pub(crate) async fn secret_for_mode(
                 "known_hosts".to_owned(),
                 SecretBytes::new(known_hosts.trim().as_bytes().to_vec()),
             );
-            if matches!(mode, GitMode::Ssh)
-                && let Some(passphrase) = &push.token
-            {
+            if let Some(passphrase) = push.passphrase() {
                 data.insert("password".to_owned(), SecretBytes::from(passphrase.clone()));
             }
             Ok(Some(data))
@@ -915,7 +949,7 @@ fn commit_signer(
         return Ok(Some(Box::new(GpgCommitSigner(signer))));
     }
     let key = if args.ssh_signing_reuse_private_key {
-        Some(push.key.clone().ok_or_else(|| {
+        Some(push.ssh_key().cloned().ok_or_else(|| {
             Hinted::new(
                 "`--ssh-signing-reuse-private-key` needs the SSH transport key",
                 "pass `--private-key-file` with an SSH URL, or sign with `--ssh-signing-key-file`",

@@ -29,9 +29,7 @@ impl UninstallReporter for UninstallPrinter {
 }
 
 pub(crate) async fn run(args: &UninstallArgs, global: &GlobalArgs, printer: Printer) -> Result<()> {
-    let cluster = Cluster::connect(&kube_options(global))
-        .await
-        .context("failed to connect to the cluster")?;
+    let cluster = Cluster::connect(&kube_options(global)).await?;
     if !args.silent && !args.dry_run {
         let question = format!(
             "Are you sure you want to delete Flux and its custom resource definitions from \"{}\"",

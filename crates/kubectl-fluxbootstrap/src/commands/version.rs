@@ -21,9 +21,7 @@ pub(crate) async fn run(args: &VersionArgs, global: &GlobalArgs, printer: Printe
     let on_cluster = if args.client {
         None
     } else {
-        let cluster = Cluster::connect(&kube_options(global))
-            .await
-            .context("failed to connect to the cluster")?;
+        let cluster = Cluster::connect(&kube_options(global)).await?;
         let version = cluster
             .flux_version()
             .await

@@ -3,6 +3,7 @@
 //! completion, a private control plane running the real Flux controllers), with results
 //! checked through the real `git` and `kubectl`.
 
+mod bad_input;
 mod beyond_flux;
 mod bootstrap;
 mod cli;
