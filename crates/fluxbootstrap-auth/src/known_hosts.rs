@@ -237,6 +237,48 @@ pub fn known_hosts_fingerprint(line: &str) -> Result<String, HostKeyError> {
     Ok(key.fingerprint(HashAlg::Sha256).to_string())
 }
 
+/// The lines of a `known_hosts` file (`text`) for `host` on `port`, each as
+/// `host key-type base64` with the host written as [`known_hosts_host`] writes it, lower case.
+///
+/// A line matches when one of its comma-separated host patterns is exactly that host
+/// (case-insensitive). Comments, blank lines, `@cert-authority` and `@revoked` lines and
+/// hashed (`|1|...`) hosts are skipped; a matching line whose key does not parse is an error.
+pub fn known_hosts_entries(text: &str, host: &str, port: u16) -> Result<Vec<String>, HostKeyError> {
+    let wanted = known_hosts_host(host, port).to_ascii_lowercase();
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') || line.starts_with('@') {
+            continue;
+        }
+        let Some((hosts, key)) = line.split_once(char::is_whitespace) else {
+            return Err(HostKeyError::BadLine {
+                line: line.to_owned(),
+            });
+        };
+        if !hosts
+            .split(',')
+            .any(|pattern| pattern.to_ascii_lowercase() == wanted)
+        {
+            continue;
+        }
+        let key = key.trim();
+        let parsed = PublicKey::from_openssh(key).map_err(|_| HostKeyError::BadLine {
+            line: line.to_owned(),
+        })?;
+        let encoded = parsed.to_openssh().map_err(|_| HostKeyError::BadLine {
+            line: line.to_owned(),
+        })?;
+        // Drop the comment: flux's Secret holds `host type base64`.
+        let without_comment = encoded
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        out.push(format!("{wanted} {without_comment}"));
+    }
+    Ok(out)
+}
+
 /// Splits `host[:port]` or `[v6]:port`.
 fn split_port(host: &str) -> (&str, Option<u16>) {
     if let Some(rest) = host.strip_prefix('[') {
@@ -254,6 +296,37 @@ fn split_port(host: &str) -> (&str, Option<u16>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_hosts_entries_select_the_host_and_port() {
+        let file = format!(
+            "# a comment\n\n\
+             ssh.dev.azure.com,vs-ssh.visualstudio.com {AZURE_DEVOPS_HOST_KEY} the pin\n\
+             [tfs.contoso.com]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n\
+             |1|abc=|def= ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n\
+             @revoked * ssh-rsa AAAA\n"
+        );
+        assert_eq!(
+            known_hosts_entries(&file, "SSH.dev.azure.com", 22).unwrap(),
+            [format!("ssh.dev.azure.com {AZURE_DEVOPS_HOST_KEY}")]
+        );
+        let entries = known_hosts_entries(&file, "tfs.contoso.com", 2222).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert!(entries[0].starts_with("[tfs.contoso.com]:2222 ssh-ed25519 "));
+        assert!(
+            known_hosts_entries(&file, "tfs.contoso.com", 22)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(matches!(
+            known_hosts_entries(
+                "ssh.dev.azure.com ssh-rsa not-base64!",
+                "ssh.dev.azure.com",
+                22
+            ),
+            Err(HostKeyError::BadLine { .. })
+        ));
+    }
 
     #[test]
     fn the_pinned_key_has_microsofts_fingerprint() {

@@ -33,7 +33,8 @@ pub use gpg::{GpgError, GpgSigner};
 pub use known_hosts::{
     AZURE_DEVOPS_HOST_KEY, AZURE_DEVOPS_HOST_KEY_SHA256, AZURE_DEVOPS_LEGACY_SSH_HOST,
     AZURE_DEVOPS_SSH_HOST, HostKeyError, ScannedHostKey, is_azure_devops_ssh_host,
-    known_hosts_fingerprint, known_hosts_host, pinned_known_hosts, scan_host_key,
+    known_hosts_entries, known_hosts_fingerprint, known_hosts_host, pinned_known_hosts,
+    scan_host_key,
 };
 pub use pat::{PatSource, prompt_masked, resolve_pat};
 pub use secret::{SecretBytes, SecretString};

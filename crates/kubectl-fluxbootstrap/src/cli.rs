@@ -285,6 +285,11 @@ pub(crate) struct RenderArgs {
     #[arg(long, value_delimiter = ',', value_name = "ALGOS")]
     pub(crate) ssh_hostkey_algos: Vec<String>,
 
+    /// `known_hosts` file holding the SSH host's key: replaces the pinned `ssh.dev.azure.com`
+    /// key (for when Microsoft rotates it) and the trust-on-first-use scan of other hosts
+    #[arg(long, value_name = "FILE")]
+    pub(crate) known_hosts_file: Option<PathBuf>,
+
     /// Authenticate the cluster with Azure workload identity instead of a stored PAT
     #[arg(long, value_parser = ["azure"])]
     pub(crate) provider: Option<String>,

@@ -23,7 +23,11 @@ pub(crate) enum GitMode {
     /// SSH for both (an `ssh://` or scp-like URL).
     Ssh,
     /// Workload identity (`--provider azure`): push with a PAT or an Entra token, no Secret.
-    AzureProvider,
+    AzureProvider {
+        /// `--azure-client-id`: the managed identity the controllers' service accounts are
+        /// federated with.
+        client_id: String,
+    },
 }
 
 /// The flags that decide the mode.
@@ -34,6 +38,7 @@ pub(crate) struct ModeFlags<'a> {
     pub(crate) with_bearer_token: bool,
     pub(crate) ssh_hostname: Option<&'a str>,
     pub(crate) provider: Option<&'a str>,
+    pub(crate) azure_client_id: Option<&'a str>,
 }
 
 impl GitMode {
@@ -46,7 +51,25 @@ impl GitMode {
                     "workload identity only works over HTTPS: pass the repository's `https://dev.azure.com/...` URL and drop `--ssh-hostname`",
                 ));
             }
-            return Ok(GitMode::AzureProvider);
+            let Some(client_id) = flags
+                .azure_client_id
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+            else {
+                return Err(Hinted::new(
+                    "`--provider azure` needs `--azure-client-id`",
+                    "pass the client ID of the managed identity federated with the controllers' service accounts, e.g. `--azure-client-id \"$(az identity show -g <group> -n <identity> --query clientId -o tsv)\"`",
+                ));
+            };
+            if !is_guid(client_id) {
+                return Err(Hinted::new(
+                    format!("`--azure-client-id {client_id}` is not a client ID"),
+                    "a client ID is a GUID such as `8d2f4c1e-6a0b-4f1e-9c3d-2b7a5e9f0c41`: `az identity show -g <group> -n <identity> --query clientId -o tsv` prints it",
+                ));
+            }
+            return Ok(GitMode::AzureProvider {
+                client_id: client_id.to_owned(),
+            });
         }
         if flags.url_is_ssh {
             if flags.token_auth || flags.with_bearer_token {
@@ -73,6 +96,23 @@ impl GitMode {
         })
     }
 
+    /// The managed identity's client ID (`--provider azure`).
+    pub(crate) fn azure_client_id(&self) -> Option<&str> {
+        match self {
+            Self::AzureProvider { client_id } => Some(client_id),
+            _ => None,
+        }
+    }
+
+    /// The SSH `host[:port]` the cluster connects to, in the SSH modes.
+    pub(crate) fn cluster_ssh_host(&self, repo: &fluxbootstrap_azdo::RepoUrl) -> Option<String> {
+        match self {
+            Self::TokenPushSshSync { ssh_host } => Some(ssh_host.clone()),
+            Self::Ssh => Some(repo.ssh_host()),
+            Self::Token { .. } | Self::AzureProvider { .. } => None,
+        }
+    }
+
     /// Whether the cluster connects over SSH.
     pub(crate) fn cluster_uses_ssh(&self) -> bool {
         matches!(self, GitMode::Ssh | GitMode::TokenPushSshSync { .. })
@@ -85,9 +125,19 @@ impl GitMode {
             GitMode::Token { bearer: true } => "bearer",
             GitMode::TokenPushSshSync { .. } => "token-push-ssh-sync",
             GitMode::Ssh => "ssh",
-            GitMode::AzureProvider => "azure-workload-identity",
+            GitMode::AzureProvider { .. } => "azure-workload-identity",
         }
     }
+}
+
+/// `8-4-4-4-12` hexadecimal digits, as Entra prints a client ID.
+fn is_guid(value: &str) -> bool {
+    let groups: Vec<&str> = value.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, len)| g.len() == len && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 #[cfg(test)]
@@ -101,6 +151,7 @@ mod tests {
             with_bearer_token: false,
             ssh_hostname: None,
             provider: None,
+            azure_client_id: None,
         }
     }
 
@@ -145,8 +196,36 @@ mod tests {
         let f = ModeFlags {
             provider: Some("azure"),
             ssh_hostname: Some("h"),
+            azure_client_id: Some("8d2f4c1e-6a0b-4f1e-9c3d-2b7a5e9f0c41"),
             ..flags()
         };
         assert!(GitMode::from_flags(f).is_err());
+    }
+
+    #[test]
+    fn provider_azure_needs_a_client_id_guid() {
+        let azure = |client_id| ModeFlags {
+            provider: Some("azure"),
+            azure_client_id: client_id,
+            ..flags()
+        };
+        for missing in [None, Some(""), Some("  ")] {
+            let err = GitMode::from_flags(azure(missing)).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "`--provider azure` needs `--azure-client-id`"
+            );
+        }
+        let err = GitMode::from_flags(azure(Some("my-identity"))).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`--azure-client-id my-identity` is not a client ID"
+        );
+        assert_eq!(
+            GitMode::from_flags(azure(Some("8D2F4C1E-6a0b-4f1e-9c3d-2b7a5e9f0c41")))
+                .unwrap()
+                .azure_client_id(),
+            Some("8D2F4C1E-6a0b-4f1e-9c3d-2b7a5e9f0c41")
+        );
     }
 }

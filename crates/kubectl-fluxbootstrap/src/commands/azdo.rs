@@ -64,6 +64,7 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
         with_bearer_token: args.with_bearer_token,
         ssh_hostname: args.ssh_hostname.as_deref(),
         provider: args.render.provider.as_deref(),
+        azure_client_id: args.render.azure_client_id.as_deref(),
     })?;
     let paths = RepoPaths::new(&args.render.path, namespace)?;
     let install = shared::install_options(&args.render, namespace)?;
@@ -71,8 +72,17 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
     let pull_secret = shared::image_pull_secret(args)?;
     let ca_pem = shared::read_ca_file(args.repo.ca_file.as_deref())?;
     let private_key = shared::read_private_key(args.private_key_file.as_deref())?;
-    let push_auth =
-        shared::push_credentials(&args.repo, &mode, private_key.as_ref(), &repo, printer).await?;
+    let push_auth = shared::push_credentials(
+        &args.repo,
+        &mode,
+        private_key.as_ref(),
+        args.render.known_hosts_file.as_deref(),
+        &repo,
+        printer,
+    )
+    .await?;
+    // Decided once, before anything is written; the Secret and the patches reuse it.
+    let host_keys = shared::cluster_host_keys(&mode, &repo, &args.render, printer).await?;
 
     // Preflight before the repository changes, so a forbidden context leaves no commit behind.
     let cluster = Cluster::connect(&kube_options(global)).await?;
@@ -151,7 +161,7 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
         .as_ref()
         .and_then(|e| e.applied_revision.as_deref())
         .is_none_or(str::is_empty);
-    let patches = shared::kustomization_patches(&args.render, &mode);
+    let patches = shared::kustomization_patches(&args.render, &mode, host_keys.as_ref());
     let apply_options = ApplyOptions {
         dry_run: args.dry_run,
         concurrency: 16,
@@ -245,7 +255,7 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
                 change_word(change)
             ));
         }
-    } else if !matches!(mode, GitMode::AzureProvider) {
+    } else if !matches!(mode, GitMode::AzureProvider { .. }) {
         printer.success("source secret up to date");
     }
 

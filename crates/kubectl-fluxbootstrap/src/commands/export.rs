@@ -21,11 +21,13 @@ pub(crate) async fn run(args: &ExportArgs, global: &GlobalArgs, printer: Printer
         with_bearer_token: false,
         ssh_hostname: None,
         provider: args.render.provider.as_deref(),
+        azure_client_id: args.render.azure_client_id.as_deref(),
     })?;
     let paths = RepoPaths::new(&args.render.path, namespace)?;
     let install = shared::install_options(&args.render, namespace)?;
     let bundle = BundleFiles::load(&args.render, global.timeout, printer).await?;
-    let patches = shared::kustomization_patches(&args.render, &mode);
+    let host_keys = shared::cluster_host_keys(&mode, &repo, &args.render, printer).await?;
+    let patches = shared::kustomization_patches(&args.render, &mode, host_keys.as_ref());
     let files = [
         (paths.components_file(), bundle.render(&install)?),
         (

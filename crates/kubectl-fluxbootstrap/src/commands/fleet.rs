@@ -131,6 +131,7 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
         with_bearer_token: args.with_bearer_token,
         ssh_hostname: args.ssh_hostname.as_deref(),
         provider: args.render.provider.as_deref(),
+        azure_client_id: args.render.azure_client_id.as_deref(),
     })?;
     let targets = select_targets(args, global)?;
     let install = shared::install_options(&args.render, namespace)?;
@@ -141,8 +142,18 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
     let pull_secret = shared::image_pull_secret(args)?;
     let ca_pem = shared::read_ca_file(args.repo.ca_file.as_deref())?;
     let private_key = shared::read_private_key(args.private_key_file.as_deref())?;
-    let push_auth =
-        shared::push_credentials(&args.repo, &mode, private_key.as_ref(), &repo, printer).await?;
+    let push_auth = shared::push_credentials(
+        &args.repo,
+        &mode,
+        private_key.as_ref(),
+        args.render.known_hosts_file.as_deref(),
+        &repo,
+        printer,
+    )
+    .await?;
+    // Decided once, before anything is written (a failed scan stops here); the patches and
+    // every cluster's Secret reuse the decision.
+    shared::cluster_host_keys(&mode, &repo, &args.render, printer).await?;
 
     // Preflight of every cluster, concurrently, before the repository changes.
     let mut timings: Vec<(&str, f64)> = Vec::new();
@@ -460,7 +471,9 @@ async fn write_repository(
         commits.extend(sha);
     }
 
-    let patches = shared::kustomization_patches(&args.render, mode);
+    // Decided before the first commit (cached): no second scan.
+    let host_keys = shared::cluster_host_keys(mode, repo, &args.render, printer).await?;
+    let patches = shared::kustomization_patches(&args.render, mode, host_keys.as_ref());
     printer.action("generating sync manifests");
     let mut flux_system = HashMap::new();
     for item in healthy {

@@ -38,7 +38,7 @@ pub(crate) async fn run(args: &RotateArgs, global: &GlobalArgs, printer: Printer
         ));
     }
     let mode = GitMode::Token { bearer };
-    let push = shared::push_credentials(&args.repo, &mode, None, &repo, printer).await?;
+    let push = shared::push_credentials(&args.repo, &mode, None, None, &repo, printer).await?;
     let ca_pem = match shared::read_ca_file(args.repo.ca_file.as_deref())? {
         Some(ca) => Some(ca),
         None => existing.get("ca.crt").map(|ca| ca.expose_secret().to_vec()),

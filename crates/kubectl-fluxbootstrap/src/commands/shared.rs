@@ -303,6 +303,7 @@ pub(crate) async fn push_credentials(
     args: &RepoArgs,
     mode: &GitMode,
     private_key: Option<&SecretString>,
+    known_hosts_file: Option<&Path>,
     repo: &RepoUrl,
     printer: Printer,
 ) -> Result<PushAuth> {
@@ -319,7 +320,9 @@ pub(crate) async fn push_credentials(
             let passphrase = flag.or(env).filter(|p| !p.is_empty());
             let key = fluxbootstrap_auth::load_private_key(key_text, passphrase.as_ref())?;
             key.ensure_accepted_by(&repo.ssh_host())?;
-            let known_hosts = known_hosts_for(&repo.ssh_host(), printer).await?;
+            let known_hosts = known_hosts_for(&repo.ssh_host(), known_hosts_file, printer)
+                .await?
+                .known_hosts;
             Ok(PushAuth {
                 url: repo.ssh_url(),
                 remote: RemoteAuth::Ssh {
@@ -331,7 +334,7 @@ pub(crate) async fn push_credentials(
                 credential: Credential::SshKey { key, passphrase },
             })
         }
-        GitMode::AzureProvider if flag.is_none() && env.is_none() => {
+        GitMode::AzureProvider { .. } if flag.is_none() && env.is_none() => {
             printer.action("getting an Entra ID token from the Azure CLI for the push");
             let token = fluxbootstrap_auth::azure_cli_token(None).await?;
             Ok(PushAuth {
@@ -342,7 +345,9 @@ pub(crate) async fn push_credentials(
                 credential: Credential::Bearer(token.token),
             })
         }
-        GitMode::Token { .. } | GitMode::TokenPushSshSync { .. } | GitMode::AzureProvider => {
+        GitMode::Token { .. }
+        | GitMode::TokenPushSshSync { .. }
+        | GitMode::AzureProvider { .. } => {
             let bearer = matches!(mode, GitMode::Token { bearer: true });
             let stdin_is_terminal = std::io::stdin().is_terminal();
             // On a blocking thread, so Ctrl-C still ends the command during the prompt.
@@ -384,24 +389,95 @@ pub(crate) async fn push_credentials(
     }
 }
 
-/// The `known_hosts` line for `host[:port]`: pinned for Azure DevOps, else scanned (trust on
-/// first use, like flux), with the fingerprint shown so the user can compare.
-pub(crate) async fn known_hosts_for(ssh_host: &str, printer: Printer) -> Result<String> {
-    let (host, port) = split_host_port(ssh_host)?;
-    if let Some(pinned) = fluxbootstrap_auth::pinned_known_hosts(&host) {
-        return Ok(pinned);
+/// The SSH host key decision of a run: the `known_hosts` text for the Secret and the push,
+/// and whether the host offers an RSA key (then the controllers get the rsa-sha2 host key
+/// algorithms patch; a host with no RSA key does not).
+#[derive(Debug, Clone)]
+pub(crate) struct HostKeys {
+    /// One `host type base64` line per key.
+    pub(crate) known_hosts: String,
+    /// Whether one of them is `ssh-rsa`.
+    pub(crate) rsa: bool,
+}
+
+/// The host key decisions made so far in this run, by `host[:port]`: a host is scanned and
+/// its fingerprint shown once, however many clusters or steps need it.
+static DECIDED: tokio::sync::Mutex<BTreeMap<String, HostKeys>> =
+    tokio::sync::Mutex::const_new(BTreeMap::new());
+
+/// The host keys of `ssh_host` (`host[:port]`), decided once per run: the host's entries in
+/// `--known-hosts-file` when given, else the pinned key for Azure DevOps, else a scan (trust
+/// on first use, like flux) with the fingerprint shown so the user can compare.
+pub(crate) async fn known_hosts_for(
+    ssh_host: &str,
+    known_hosts_file: Option<&Path>,
+    printer: Printer,
+) -> Result<HostKeys> {
+    let mut decided = DECIDED.lock().await;
+    if let Some(keys) = decided.get(ssh_host) {
+        return Ok(keys.clone());
     }
-    let scan_host = host.clone();
-    let scanned = tokio::task::spawn_blocking(move || {
-        fluxbootstrap_auth::scan_host_key(&scan_host, port, Duration::from_secs(30))
-    })
-    .await
-    .context("the host key scan task failed")??;
-    printer.warning(format_args!(
-        "trusting the {} host key of \"{ssh_host}\" on first use: {}",
-        scanned.key_type, scanned.fingerprint
-    ));
-    Ok(scanned.known_hosts)
+    let (host, port) = split_host_port(ssh_host)?;
+    let lines = if let Some(file) = known_hosts_file {
+        let text = fs_err::read_to_string(file).context("failed to read `--known-hosts-file`")?;
+        let lines =
+            fluxbootstrap_auth::known_hosts_entries(&text, &host, port).with_context(|| {
+                format!(
+                    "`--known-hosts-file {}` is not a known_hosts file",
+                    file.display()
+                )
+            })?;
+        if lines.is_empty() {
+            bail!(Hinted::new(
+                format!(
+                    "`--known-hosts-file {}` has no key for `{}`",
+                    file.display(),
+                    fluxbootstrap_auth::known_hosts_host(&host, port)
+                ),
+                format!(
+                    "add the host's key (`ssh-keyscan -p {port} {host}`, then compare its fingerprint with the one the server's administrator publishes); hashed host names are not read"
+                ),
+            ));
+        }
+        lines
+    } else if let Some(pinned) = fluxbootstrap_auth::pinned_known_hosts(&host) {
+        vec![pinned]
+    } else {
+        let scan_host = host.clone();
+        let scanned = tokio::task::spawn_blocking(move || {
+            fluxbootstrap_auth::scan_host_key(&scan_host, port, Duration::from_secs(30))
+        })
+        .await
+        .context("the host key scan task failed")??;
+        printer.warning(format_args!(
+            "trusting the {} host key of \"{ssh_host}\" on first use: {}",
+            scanned.key_type, scanned.fingerprint
+        ));
+        vec![scanned.known_hosts]
+    };
+    let keys = HostKeys {
+        rsa: lines
+            .iter()
+            .any(|l| l.split_whitespace().nth(1) == Some("ssh-rsa")),
+        known_hosts: lines.join("\n"),
+    };
+    decided.insert(ssh_host.to_owned(), keys.clone());
+    Ok(keys)
+}
+
+/// The host key decision for the SSH host the cluster connects to, in the SSH modes.
+pub(crate) async fn cluster_host_keys(
+    mode: &GitMode,
+    repo: &RepoUrl,
+    render: &RenderArgs,
+    printer: Printer,
+) -> Result<Option<HostKeys>> {
+    match mode.cluster_ssh_host(repo) {
+        Some(host) => Ok(Some(
+            known_hosts_for(&host, render.known_hosts_file.as_deref(), printer).await?,
+        )),
+        None => Ok(None),
+    }
 }
 
 fn split_host_port(host_port: &str) -> Result<(String, u16)> {
@@ -517,18 +593,23 @@ impl BundleFiles {
 }
 
 /// The kustomization patches the mode needs (none for plain token auth).
+///
+/// `host_keys` is the SSH host's key decision ([`known_hosts_for`]) in the SSH modes: an RSA
+/// host key gets the rsa-sha2 algorithms patch, any other key type none.
 pub(crate) fn kustomization_patches(
     render: &RenderArgs,
     mode: &GitMode,
+    host_keys: Option<&HostKeys>,
 ) -> Option<KustomizationPatches> {
     let mut algos = render.ssh_hostkey_algos.clone();
-    if algos.is_empty() && mode.cluster_uses_ssh() {
+    if algos.is_empty() && mode.cluster_uses_ssh() && host_keys.is_some_and(|k| k.rsa) {
         // Azure DevOps offers only rsa-sha2 host keys; the controllers must ask for them.
         algos = vec!["rsa-sha2-512".to_owned(), "rsa-sha2-256".to_owned()];
     }
-    let azure =
-        matches!(mode, GitMode::AzureProvider).then(|| fluxbootstrap_manifests::AzureIdentity {
-            client_id: render.azure_client_id.clone().unwrap_or_default(),
+    let azure = mode
+        .azure_client_id()
+        .map(|client_id| fluxbootstrap_manifests::AzureIdentity {
+            client_id: client_id.to_owned(),
             tenant_id: render.azure_tenant_id.clone(),
         });
     if algos.is_empty() && azure.is_none() {
@@ -649,7 +730,7 @@ pub(crate) fn render_sync(
     let url = match mode {
         // `https_url` keeps `http://` for an Azure DevOps Server without TLS, which the
         // parser only accepts with `--allow-insecure-http`.
-        GitMode::Token { .. } | GitMode::AzureProvider => repo.https_url(),
+        GitMode::Token { .. } | GitMode::AzureProvider { .. } => repo.https_url(),
         GitMode::TokenPushSshSync { ssh_host } => repo.clone().with_ssh_host(ssh_host)?.ssh_url(),
         GitMode::Ssh => repo.ssh_url(),
     };
@@ -660,10 +741,11 @@ pub(crate) fn render_sync(
         branch: render.branch.clone(),
         target_path: paths.sync_path(),
         interval: format_go_duration(render.interval),
-        secret_name: (!matches!(mode, GitMode::AzureProvider)).then(|| render.secret_name.clone()),
+        secret_name: (!matches!(mode, GitMode::AzureProvider { .. }))
+            .then(|| render.secret_name.clone()),
         recurse_submodules: render.recurse_submodules,
         sparse_checkout: sparse_checkout(render, paths)?,
-        provider: matches!(mode, GitMode::AzureProvider).then(|| "azure".to_owned()),
+        provider: matches!(mode, GitMode::AzureProvider { .. }).then(|| "azure".to_owned()),
     };
     Ok(fluxbootstrap_manifests::render_sync(&options))
 }
@@ -797,7 +879,7 @@ pub(crate) async fn secret_for_mode(
 ) -> Result<Option<BTreeMap<String, SecretBytes>>> {
     let secret_name = &args.render.secret_name;
     match mode {
-        GitMode::AzureProvider => Ok(None),
+        GitMode::AzureProvider { .. } => Ok(None),
         GitMode::Token { bearer } => {
             let token = push.token().context("token auth without a token")?;
             Ok(Some(crate::commands::azdo::token_secret(
@@ -812,10 +894,9 @@ pub(crate) async fn secret_for_mode(
                 "determining if source secret \"{namespace}/{secret_name}\" exists"
             ));
             let existing = cluster.get_secret(namespace, secret_name).await?;
-            let ssh_host = match mode {
-                GitMode::TokenPushSshSync { ssh_host } => ssh_host.clone(),
-                _ => repo.ssh_host(),
-            };
+            let ssh_host = mode
+                .cluster_ssh_host(repo)
+                .expect("an SSH mode has a cluster SSH host");
             // Like flux: without new key material an existing SSH Secret is kept, so re-runs
             // do not replace a key the user already registered.
             if private_key.is_none()
@@ -834,7 +915,10 @@ pub(crate) async fn secret_for_mode(
                 }
             };
             key.ensure_accepted_by(&ssh_host)?;
-            let known_hosts = known_hosts_for(&ssh_host, printer).await?;
+            let known_hosts =
+                known_hosts_for(&ssh_host, args.render.known_hosts_file.as_deref(), printer)
+                    .await?
+                    .known_hosts;
             crate::commands::azdo::prompt_public_key(
                 &key.public_openssh,
                 &format!("https://dev.azure.com/{}/_usersSettings/keys", repo.org),

@@ -11,4 +11,5 @@ mod context;
 mod fleet;
 mod flux_peer;
 mod guards;
+mod host_keys;
 mod real_flux;
