@@ -50,10 +50,17 @@ impl<'r> Session<'r> {
                     path: path.clone(),
                     source,
                 })?;
-                Some(
-                    CaBundle::from_pem(&pem)
-                        .ok_or_else(|| GitError::InvalidCaFile { path: path.clone() })?,
-                )
+                let bundle = CaBundle::from_pem(&pem)
+                    .ok_or_else(|| GitError::InvalidCaFile { path: path.clone() })?;
+                Some(if endpoint.scheme == Scheme::Https {
+                    bundle.with_intermediates(crate::tls::server_intermediates(
+                        &endpoint.host,
+                        endpoint.port,
+                        remote.timeout.min(Duration::from_secs(30)),
+                    ))
+                } else {
+                    bundle
+                })
             }
             None => None,
         };

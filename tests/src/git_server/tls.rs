@@ -1,5 +1,9 @@
 //! A throw-away CA and a server certificate for `127.0.0.1` and `localhost`, so clients are
 //! tested with real certificate verification against a CA file they are handed.
+//!
+//! Shaped like an Azure DevOps Server behind an enterprise PKI: the root CA (the file clients
+//! get) signs an intermediate CA, which signs the server certificate; the server sends the
+//! intermediate with its certificate, and a client must build the chain to the root.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -37,7 +41,25 @@ impl Tls {
         let ca_cert = ca_params
             .self_signed(&ca_key)
             .expect("self-signing the CA works");
-        let issuer = Issuer::new(ca_params, ca_key);
+        let root = Issuer::new(ca_params, ca_key);
+
+        let intermediate_key = KeyPair::generate().expect("generating an ECDSA key works");
+        let mut intermediate_params = CertificateParams::new(Vec::<String>::new())
+            .expect("empty subject alternative names are valid");
+        intermediate_params.distinguished_name.push(
+            DnType::CommonName,
+            "fluxbootstrap test git server issuing CA",
+        );
+        intermediate_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        intermediate_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let intermediate_cert = intermediate_params
+            .signed_by(&intermediate_key, &root)
+            .expect("signing the intermediate CA works");
+        let issuer = Issuer::new(intermediate_params, intermediate_key);
 
         let key = KeyPair::generate().expect("generating an ECDSA key works");
         let mut params =
@@ -64,7 +86,7 @@ impl Tls {
         super::process::chmod(&ca_file, 0o644);
         Tls {
             ca_file,
-            chain: vec![cert.der().clone()],
+            chain: vec![cert.der().clone(), intermediate_cert.der().clone()],
             key: key.serialize_der(),
         }
     }
