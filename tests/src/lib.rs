@@ -20,4 +20,4 @@ pub use egress::EgressProxy;
 pub use flux_binaries::{flux_bin_dir, flux_cli, missing_flux_binaries};
 pub use git_server::{GitServer, Repo};
 pub use kubelet::{IdentityEndpoint, Kubelet};
-pub use release_server::{ReleaseServer, flux_bundle_tar_gz, release_path};
+pub use release_server::{ReleaseServer, flux_bundle_is_real, flux_bundle_tar_gz, release_path};

@@ -190,14 +190,24 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>) {
 /// the harness's stand-in `GitRepository` and `Kustomization` CRDs added to the source- and
 /// kustomize-controller files, so a bootstrap from it can apply and reconcile its sync objects.
 pub fn flux_bundle_tar_gz() -> (String, Vec<u8>) {
-    let real = std::env::var_os("FLUXBOOTSTRAP_FLUX_MANIFESTS")
-        .map(|dir| PathBuf::from(dir).join("v2.9.4/manifests.tar.gz"))
-        .filter(|p| p.is_file());
-    if let Some(path) = real {
+    if let Some(path) = real_bundle_tarball() {
         let bytes = fs_err::read(&path).expect("the bundle tarball is readable");
         return ("v2.9.4".to_owned(), bytes);
     }
     ("v2.9.4".to_owned(), fixture_bundle_with_flux_crds())
+}
+
+/// Whether [`flux_bundle_tar_gz`] is the real Flux v2.9.4 bundle. The synthetic one is not
+/// the release the plugin pins for v2.9.4, so whatever downloads it must say
+/// `FLUXBOOTSTRAP_RELEASES_UNPINNED=1`.
+pub fn flux_bundle_is_real() -> bool {
+    real_bundle_tarball().is_some()
+}
+
+fn real_bundle_tarball() -> Option<PathBuf> {
+    std::env::var_os("FLUXBOOTSTRAP_FLUX_MANIFESTS")
+        .map(|dir| PathBuf::from(dir).join("v2.9.4/manifests.tar.gz"))
+        .filter(|p| p.is_file())
 }
 
 fn fixture_bundle_with_flux_crds() -> Vec<u8> {

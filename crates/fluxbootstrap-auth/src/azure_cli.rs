@@ -62,6 +62,8 @@ pub async fn azure_cli_token_with_path(
                 "--output",
                 "json",
             ])
+            // The user's PAT or passphrase is ours, not the child's.
+            .env_remove(crate::SECRET_ENV)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -101,7 +103,7 @@ pub async fn azure_cli_token_with_path(
     let parsed: AzToken =
         serde_json::from_slice(&output.stdout).map_err(|source| AuthError::AzOutput { source })?;
     Ok(EntraToken {
-        token: SecretString::new(parsed.access_token),
+        token: SecretString::from(parsed.access_token),
         expires_on: parsed
             .expires_on
             .map(|secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs)),

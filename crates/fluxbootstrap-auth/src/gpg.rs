@@ -7,6 +7,7 @@
 //! arguments. A pure-Rust `OpenPGP` stack would add a large dependency tree whose RSA code has
 //! a known timing side channel.
 
+use crate::ExposeSecret as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -176,7 +177,9 @@ impl GpgSigner {
 
     fn command(&self) -> Command {
         let mut cmd = Command::new(&self.gpg);
-        cmd.arg("--homedir")
+        // The user's PAT or passphrase is ours, not the child's.
+        cmd.env_remove(crate::SECRET_ENV)
+            .arg("--homedir")
             .arg(self.home.path())
             .args(["--batch", "--no-tty", "--yes", "--quiet"]);
         cmd
@@ -253,7 +256,7 @@ mod tests {
         .expect("writable");
 
         let signer =
-            GpgSigner::from_key_ring(&ring, None, Some(SecretString::new("pw".to_owned())))
+            GpgSigner::from_key_ring(&ring, None, Some(SecretString::from("pw".to_owned())))
                 .expect("imports");
         let payload = b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n\nmessage\n";
         let signature = signer.sign(payload).expect("signs");
@@ -271,7 +274,7 @@ mod tests {
         ]);
 
         let wrong =
-            GpgSigner::from_key_ring(&ring, None, Some(SecretString::new("nope".to_owned())))
+            GpgSigner::from_key_ring(&ring, None, Some(SecretString::from("nope".to_owned())))
                 .expect("imports");
         assert!(matches!(wrong.sign(payload), Err(GpgError::Sign { .. })));
         assert!(matches!(

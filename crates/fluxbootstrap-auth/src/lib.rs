@@ -11,7 +11,7 @@
 //!
 //! ```
 //! use fluxbootstrap_auth::SecretString;
-//! let pat = SecretString::new("s3cr3t".to_owned());
+//! let pat = SecretString::from("s3cr3t".to_owned());
 //! assert_eq!(format!("{pat:?}"), "SecretString([redacted])");
 //! assert_eq!(pat.expose_secret(), "s3cr3t");
 //! ```
@@ -37,7 +37,11 @@ pub use known_hosts::{
     scan_host_key,
 };
 pub use pat::{PatSource, prompt_masked, resolve_pat};
-pub use secret::{SecretBytes, SecretString};
+/// The environment variable the user's PAT or key passphrase comes in (as for flux); every
+/// child process the plugin starts gets an environment without it.
+pub const SECRET_ENV: &str = "GIT_PASSWORD";
+
+pub use secret::{ExposeSecret, SecretBytes, SecretString, same_secret_data, secret_bytes};
 pub use ssh_key::{
     EcdsaCurve, KeyAlgorithm, KeyError, SshKeyPair, check_private_key_format, generate,
     generate_ecdsa, generate_ed25519, generate_rsa, load_private_key, write_private_file,

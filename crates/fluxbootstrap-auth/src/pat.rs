@@ -4,6 +4,7 @@
 //! a terminal gets a prompt with echo off. We keep that order and make the I/O injectable
 //! so every branch is testable without a terminal.
 
+use crate::ExposeSecret as _;
 use std::io::{self, Read};
 
 use crate::SecretString;
@@ -107,16 +108,16 @@ pub fn prompt_masked(prompt: &str) -> io::Result<SecretString> {
         .with_prompt(prompt)
         .allow_empty_password(true)
         .interact()
-        .map(SecretString::new)
+        .map(SecretString::from)
         .map_err(io::Error::from)
 }
 
 fn non_empty(value: SecretString) -> Option<SecretString> {
-    (!value.is_empty()).then_some(value)
+    (!value.expose_secret().is_empty()).then_some(value)
 }
 
 fn trim_newline(value: &str) -> SecretString {
-    SecretString::new(value.trim_end_matches(['\r', '\n']).to_owned())
+    SecretString::from(value.trim_end_matches(['\r', '\n']).to_owned())
 }
 
 /// Reads up to the first `\n` without buffering past it, so whatever follows the PAT on
@@ -144,7 +145,7 @@ fn read_line(stdin: &mut dyn Read) -> io::Result<SecretString> {
         }
     }
     String::from_utf8(bytes)
-        .map(SecretString::new)
+        .map(SecretString::from)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "the PAT on stdin is not UTF-8"))
 }
 
@@ -153,7 +154,7 @@ mod tests {
     use super::*;
 
     fn secret(s: &str) -> SecretString {
-        SecretString::new(s.to_owned())
+        SecretString::from(s.to_owned())
     }
 
     fn no_prompt(_: &str) -> io::Result<SecretString> {
@@ -229,7 +230,7 @@ mod tests {
     fn terminal_prompts() {
         let prompt = |text: &str| {
             assert!(text.contains("PAT"));
-            Ok(SecretString::new("typed\n".to_owned()))
+            Ok(SecretString::from("typed\n".to_owned()))
         };
         let (pat, source) = resolve_pat(None, None, &mut &b""[..], true, &prompt).unwrap();
         assert_eq!((pat.expose_secret(), source), ("typed", PatSource::Prompt));

@@ -5,6 +5,7 @@
 //! formats that matter: PKCS#8 PEM, which is what `flux bootstrap` stores as `identity`,
 //! and the OpenSSH format that `ssh-keygen` writes for people.
 
+use crate::ExposeSecret as _;
 use std::path::Path;
 
 use openssl::bn::{BigNum, BigNumContext, BigNumRef};
@@ -240,7 +241,7 @@ pub fn load_private_key(
     passphrase: Option<&SecretString>,
 ) -> Result<SshKeyPair, KeyError> {
     let text = text.expose_secret();
-    let passphrase = passphrase.filter(|p| !p.is_empty());
+    let passphrase = passphrase.filter(|p| !p.expose_secret().is_empty());
     if text.contains("-----BEGIN OPENSSH PRIVATE KEY-----") {
         let mut key = PrivateKey::from_openssh(text.trim())
             .map_err(|source| KeyError::Undecodable { source })?;
@@ -386,8 +387,8 @@ fn pair_from_pkey(pkey: &PKey<Private>) -> Result<SshKeyPair, KeyError> {
     let public_openssh = public.to_openssh().map_err(ssh_err("encode", "public"))?;
     Ok(SshKeyPair {
         algorithm,
-        private_openssh: SecretString::new(private_openssh.to_string()),
-        private_pkcs8_pem: SecretString::new(
+        private_openssh: SecretString::from(private_openssh.to_string()),
+        private_pkcs8_pem: SecretString::from(
             String::from_utf8(pkcs8).expect("PEM is ASCII because OpenSSL base64-encodes it"),
         ),
         public_openssh: public_openssh.trim_end().to_owned(),
@@ -617,7 +618,7 @@ mod tests {
     #[test]
     fn garbage_is_unsupported() {
         let err =
-            load_private_key(&SecretString::new("ssh-rsa AAAA".to_owned()), None).unwrap_err();
+            load_private_key(&SecretString::from("ssh-rsa AAAA".to_owned()), None).unwrap_err();
         assert!(matches!(err, KeyError::UnsupportedFormat));
     }
 }

@@ -5,6 +5,7 @@
 //! signer behind `ssh-key`'s own SSHSIG support has a known timing side channel, and a key
 //! that signs the commits a cluster applies deserves constant-time code.
 
+use crate::ExposeSecret as _;
 use base64::Engine as _;
 use openssl::hash::{MessageDigest, hash};
 use openssl::pkey::PKey;

@@ -5,6 +5,7 @@
 //! treat as an authentication failure). TLS is rustls on the `ring` provider that the rest
 //! of the program already links, with the platform's roots plus an optional extra CA.
 
+use fluxbootstrap_auth::ExposeSecret as _;
 use std::sync::Arc;
 use std::time::Duration;
 

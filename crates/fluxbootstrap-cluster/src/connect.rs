@@ -4,6 +4,7 @@
 //! `--as`, ...) override the chosen context's cluster and user, as client-go's
 //! `ConfigOverrides` do. It also holds a small discovery cache keyed by apiVersion.
 
+use fluxbootstrap_auth::ExposeSecret as _;
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -617,7 +618,7 @@ mod tests {
         let opts = KubeOptions {
             user: Some("new".into()),
             overrides: KubeOverrides {
-                token: Some(fluxbootstrap_auth::SecretString::new("tok".into())),
+                token: Some(fluxbootstrap_auth::SecretString::from("tok")),
                 impersonate: Some("jane".into()),
                 impersonate_groups: vec!["g".into()],
                 impersonate_user_extra: vec![

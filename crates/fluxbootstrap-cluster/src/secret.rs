@@ -5,6 +5,7 @@
 //! in [`SecretBytes`]; nothing here formats them, and errors name the Secret, never its
 //! content.
 
+use fluxbootstrap_auth::ExposeSecret as _;
 use std::collections::BTreeMap;
 
 use fluxbootstrap_auth::SecretBytes;
@@ -107,7 +108,7 @@ impl Cluster {
             s.data
                 .unwrap_or_default()
                 .into_iter()
-                .map(|(k, v)| (k, SecretBytes::new(v.0)))
+                .map(|(k, v)| (k, SecretBytes::from(v.0)))
                 .collect()
         }))
     }

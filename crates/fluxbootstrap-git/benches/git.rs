@@ -143,7 +143,7 @@ fn main() {
         url: repo.https_url.clone(),
         auth: RemoteAuth::Basic {
             username: "git".to_owned(),
-            password: SecretString::new(server.pat().to_owned()),
+            password: SecretString::from(server.pat().to_owned()),
         },
         ca_file: Some(server.ca_file().to_owned()),
         timeout: Duration::from_secs(30),

@@ -16,7 +16,7 @@
 //!     url: "https://dev.azure.com/org/project/_git/fleet".to_owned(),
 //!     auth: RemoteAuth::Basic {
 //!         username: "git".to_owned(),
-//!         password: SecretString::new("pat".to_owned()),
+//!         password: SecretString::from("pat".to_owned()),
 //!     },
 //!     ca_file: None,
 //!     timeout: Duration::from_secs(30),

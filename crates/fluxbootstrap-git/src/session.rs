@@ -4,6 +4,7 @@
 //! Callbacks cannot return rich errors through libgit2, so they record what went wrong in
 //! [`Session::failure`] and [`Session::classify`] turns that into the precise variant.
 
+use fluxbootstrap_auth::ExposeSecret as _;
 use std::cell::{Cell, RefCell};
 use std::sync::Once;
 use std::time::Duration;

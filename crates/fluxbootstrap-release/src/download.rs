@@ -21,6 +21,11 @@ pub const DEFAULT_BASE_URL: &str = "https://github.com";
 pub const DEFAULT_VERSION: &str = "v2.9.4";
 /// Environment variable overriding [`DEFAULT_BASE_URL`] (mirrors, tests).
 const BASE_URL_ENV: &str = "FLUXBOOTSTRAP_RELEASES_URL";
+/// Environment variable (`1`) allowing a plain-HTTP mirror.
+const ALLOW_HTTP_ENV: &str = "FLUXBOOTSTRAP_RELEASES_ALLOW_HTTP";
+/// Environment variable (`1`) accepting a pinned version's download that is not the pinned
+/// release: for the test harness's synthetic bundle, never for users.
+const UNPINNED_ENV: &str = "FLUXBOOTSTRAP_RELEASES_UNPINNED";
 const REPO: &str = "fluxcd/flux2";
 
 /// Where to download releases from and where to cache them.
@@ -34,6 +39,10 @@ pub struct ReleaseSource {
     /// GitHub's releases; a mirror's go under `<version>+<source>` (see
     /// [`ReleaseSource::cache_path`]).
     pub cache_dir: PathBuf,
+    /// Whether a plain-`http://` base URL may be used.
+    pub allow_http: bool,
+    /// Whether a pinned version may differ from its pin (the test harness's fixture only).
+    pub unpinned: bool,
 }
 
 impl ReleaseSource {
@@ -47,10 +56,20 @@ impl ReleaseSource {
             .ok_or(ReleaseError::NoCacheDir)?
             .cache_dir()
             .join("flux-manifests");
-        Ok(ReleaseSource {
+        Ok(ReleaseSource::new(base_url, cache_dir))
+    }
+
+    /// `base_url` with `cache_dir`, and the policy switches from the environment:
+    /// `FLUXBOOTSTRAP_RELEASES_ALLOW_HTTP=1` allows a plain-HTTP mirror,
+    /// `FLUXBOOTSTRAP_RELEASES_UNPINNED=1` (the test harness's synthetic bundle) lifts the pin.
+    pub fn new(base_url: String, cache_dir: PathBuf) -> ReleaseSource {
+        let flag = |name: &str| std::env::var(name).is_ok_and(|v| v == "1");
+        ReleaseSource {
             base_url,
             cache_dir,
-        })
+            allow_http: flag(ALLOW_HTTP_ENV),
+            unpinned: flag(UNPINNED_ENV),
+        }
     }
 
     /// Where `version` from this source is cached. GitHub's releases live under the version
@@ -89,6 +108,11 @@ pub async fn fetch_bundle(
     src: &ReleaseSource,
     version: &str,
 ) -> Result<(String, Bundle), ReleaseError> {
+    if src.base()[..src.base().len().min(7)].eq_ignore_ascii_case("http://") && !src.allow_http {
+        return Err(ReleaseError::InsecureMirror {
+            url: src.base().to_owned(),
+        });
+    }
     let client = client()?;
     let version = if version == "latest" {
         latest_version(&client, src).await?
@@ -97,8 +121,17 @@ pub async fn fetch_bundle(
     };
     validate_version(&version)?;
 
+    let pinned = |bundle: &Bundle| {
+        if src.unpinned {
+            Ok(())
+        } else {
+            crate::pinned::check(&version, bundle)
+        }
+    };
     let cache = src.cache_path(&version);
     if let Some(bundle) = read_cache(&cache) {
+        // Checked on every read: a cache written by another build or by hand is no release.
+        pinned(&bundle)?;
         return Ok((version, bundle));
     }
 
@@ -130,6 +163,7 @@ pub async fn fetch_bundle(
         });
     }
     let bundle = unpack_bundle(&tar_gz)?;
+    pinned(&bundle)?;
     // A cache that cannot be written only costs a download next time.
     let _ = write_cache(&cache, &tar_gz, &expected);
     Ok((version, bundle))
@@ -234,7 +268,7 @@ fn validate_version(version: &str) -> Result<(), ReleaseError> {
     }
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .fold(String::with_capacity(64), |mut s, b| {
@@ -288,6 +322,8 @@ mod tests {
         let src = ReleaseSource {
             base_url: DEFAULT_BASE_URL.to_owned(),
             cache_dir: PathBuf::new(),
+            allow_http: false,
+            unpinned: false,
         };
         assert_eq!(
             src.asset_url("v2.9.4", "manifests.tar.gz"),
@@ -300,6 +336,8 @@ mod tests {
         let mirror = ReleaseSource {
             base_url: "http://127.0.0.1:1/".to_owned(),
             cache_dir: PathBuf::new(),
+            allow_http: true,
+            unpinned: false,
         };
         assert_eq!(
             mirror.latest_url(),

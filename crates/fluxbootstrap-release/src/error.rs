@@ -7,6 +7,26 @@ use fluxbootstrap_manifests::BundleError;
 /// Why a Flux release bundle could not be obtained.
 #[derive(Debug, thiserror::Error)]
 pub enum ReleaseError {
+    /// A download of a pinned version whose files are not that release's.
+    #[error(
+        "the downloaded Flux {version} is not the release this build was tested with: `{file}` has SHA-256 {actual}, not {expected}"
+    )]
+    NotThePinnedRelease {
+        /// The version.
+        version: String,
+        /// The first file that differs.
+        file: String,
+        /// The pinned digest.
+        expected: String,
+        /// What the download has (`missing` when absent).
+        actual: String,
+    },
+    /// A plain-HTTP release mirror without the opt-in.
+    #[error("the Flux release mirror `{url}` uses plain `http://`")]
+    InsecureMirror {
+        /// The mirror's base URL.
+        url: String,
+    },
     /// The version is neither `latest` nor a `v`-prefixed release tag.
     #[error("invalid Flux version `{version}`")]
     InvalidVersion {
@@ -111,6 +131,14 @@ impl ReleaseError {
     /// User-actionable advice.
     pub fn hint(&self) -> Option<String> {
         match self {
+            Self::NotThePinnedRelease { .. } => Some(
+                "check the release mirror (`FLUXBOOTSTRAP_RELEASES_URL`): it serves other files under this version; or pass `--manifests DIR` with a bundle you have verified"
+                    .to_owned(),
+            ),
+            Self::InsecureMirror { .. } => Some(
+                "use an `https://` mirror, or set `FLUXBOOTSTRAP_RELEASES_ALLOW_HTTP=1` for one on a network you trust"
+                    .to_owned(),
+            ),
             ReleaseError::InvalidVersion { .. } => {
                 Some("pass a release tag such as `--version=v2.9.4`, or `latest`".to_owned())
             }

@@ -13,7 +13,9 @@
 mod archive;
 mod download;
 mod error;
+mod pinned;
 
 pub use archive::{MAX_ARCHIVE_BYTES, MAX_FILE_BYTES, load_local, unpack_bundle};
 pub use download::{DEFAULT_BASE_URL, DEFAULT_VERSION, ReleaseSource, fetch_bundle};
 pub use error::ReleaseError;
+pub use pinned::is_pinned;

@@ -291,6 +291,7 @@ fn plugin_bootstrap(
             .arg(plane.kubeconfig())
             .env("GIT_PASSWORD", tools.git.pat())
             .env("FLUXBOOTSTRAP_RELEASES_URL", tools.releases.base_url())
+            .env("FLUXBOOTSTRAP_RELEASES_ALLOW_HTTP", "1")
             .env("XDG_CACHE_HOME", tools.cache.path())
             .env("NO_COLOR", "1"),
     )

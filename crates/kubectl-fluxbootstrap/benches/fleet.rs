@@ -94,6 +94,7 @@ fn bench() -> Result<bool, String> {
         }
         cmd.env("KUBECONFIG", &kubeconfig)
             .env("FLUXBOOTSTRAP_RELEASES_URL", releases.base_url())
+            .env("FLUXBOOTSTRAP_RELEASES_ALLOW_HTTP", "1")
             .env("XDG_CACHE_HOME", cache.path())
             .env("GIT_PASSWORD", git.pat())
             .env("NO_COLOR", "1")
@@ -112,6 +113,7 @@ fn bench() -> Result<bool, String> {
     let status = Command::new(env!("CARGO_BIN_EXE_kubectl-fluxbootstrap"))
         .env("XDG_CACHE_HOME", cache.path())
         .env("FLUXBOOTSTRAP_RELEASES_URL", releases.base_url())
+        .env("FLUXBOOTSTRAP_RELEASES_ALLOW_HTTP", "1")
         .args(["export", "--url", &warm.https_url])
         .stdout(Stdio::null())
         .status()

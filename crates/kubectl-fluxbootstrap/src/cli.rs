@@ -8,6 +8,7 @@
     reason = "doc comments here are clap help text, read in a terminal where backticks show"
 )]
 
+use fluxbootstrap_auth::SecretString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -99,8 +100,14 @@ pub(crate) struct ConnectionArgs {
     pub(crate) server: Option<String>,
 
     /// Bearer token for the API server
-    #[arg(long, global = true, value_name = "TOKEN", hide_env_values = true)]
-    pub(crate) token: Option<String>,
+    #[arg(
+        long,
+        global = true,
+        value_name = "TOKEN",
+        hide_env_values = true,
+        value_parser = secret
+    )]
+    pub(crate) token: Option<SecretString>,
 
     /// CA file for the API server's certificate
     #[arg(long, global = true, value_name = "FILE")]
@@ -326,8 +333,8 @@ pub(crate) struct RepoArgs {
     pub(crate) username: String,
 
     /// PAT (HTTPS) or private key passphrase (SSH); prefer `GIT_PASSWORD` or a pipe
-    #[arg(short = 'p', long, hide_env_values = true)]
-    pub(crate) password: Option<String>,
+    #[arg(short = 'p', long, hide_env_values = true, value_parser = secret)]
+    pub(crate) password: Option<SecretString>,
 
     /// CA bundle for the HTTPS client (Azure DevOps Server); stored in the Secret as `ca.crt`
     #[arg(long, value_name = "FILE")]
@@ -396,9 +403,10 @@ pub(crate) struct AzdoArgs {
         long,
         env = "FLUXBOOTSTRAP_GPG_PASSPHRASE",
         hide_env_values = true,
-        value_name = "PASSPHRASE"
+        value_name = "PASSPHRASE",
+        value_parser = secret
     )]
-    pub(crate) gpg_passphrase: Option<String>,
+    pub(crate) gpg_passphrase: Option<SecretString>,
 
     /// SSH private key that signs the commits (`git log --show-signature` with
     /// `gpg.format=ssh`)
@@ -415,9 +423,10 @@ pub(crate) struct AzdoArgs {
         alias = "ssh-signing-passphrase",
         env = "FLUXBOOTSTRAP_SSH_SIGNING_PASSWORD",
         hide_env_values = true,
-        value_name = "PASSPHRASE"
+        value_name = "PASSPHRASE",
+        value_parser = secret
     )]
-    pub(crate) ssh_signing_password: Option<String>,
+    pub(crate) ssh_signing_password: Option<SecretString>,
 
     /// Sign the commits with the SSH transport key (`--private-key-file`)
     #[arg(long, requires = "private_key_file")]
@@ -536,7 +545,7 @@ pub(crate) struct UninstallArgs {
 #[derive(Debug, Clone)]
 pub(crate) struct RegistryCreds {
     pub(crate) username: String,
-    pub(crate) password: fluxbootstrap_auth::SecretString,
+    pub(crate) password: SecretString,
 }
 
 /// `user:password`, exactly one `:` as flux requires; the error never echoes the value.
@@ -544,7 +553,7 @@ fn parse_registry_creds(value: &str) -> Result<RegistryCreds, String> {
     match value.split(':').collect::<Vec<_>>().as_slice() {
         [user, password] => Ok(RegistryCreds {
             username: (*user).to_owned(),
-            password: fluxbootstrap_auth::SecretString::new((*password).to_owned()),
+            password: fluxbootstrap_auth::SecretString::from((*password).to_owned()),
         }),
         _ => Err("expected `USER:PASSWORD` with exactly one `:`".to_owned()),
     }
@@ -577,6 +586,16 @@ pub(crate) struct CompletionArgs {
     pub(crate) shell: clap_complete::Shell,
 }
 
+/// Parses a flag's value straight into a secret: it is never held as a plain `String`, and
+/// the argument structs' `Debug` shows it redacted.
+#[expect(
+    clippy::unnecessary_wraps,
+    reason = "the signature clap's value parsers have"
+)]
+fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(value.to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -586,5 +605,29 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn secret_flags_are_secrets_from_the_start() {
+        use clap::Parser as _;
+        let cli = Cli::try_parse_from([
+            "kubectl-fluxbootstrap",
+            "azdo",
+            "--url",
+            "https://dev.azure.com/o/p/_git/r",
+            "--password",
+            "pat-hunter2",
+            "--token",
+            "token-hunter2",
+            "--gpg-passphrase",
+            "gpg-hunter2",
+            "--ssh-signing-password",
+            "ssh-hunter2",
+            "--ssh-signing-key-file",
+            "/k",
+        ])
+        .expect("the flags parse");
+        let debug = format!("{cli:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
     }
 }

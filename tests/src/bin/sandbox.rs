@@ -123,6 +123,18 @@ fn main() {
         ),
         // What `kubectl fluxbootstrap` reads instead of https://github.com.
         ("FLUXBOOTSTRAP_RELEASES_URL", releases.base_url()),
+        // It is plain HTTP on loopback, and the synthetic bundle (without the real one) is
+        // not the v2.9.4 the plugin pins.
+        ("FLUXBOOTSTRAP_RELEASES_ALLOW_HTTP", "1".to_owned()),
+        (
+            "FLUXBOOTSTRAP_RELEASES_UNPINNED",
+            if fluxbootstrap_test::flux_bundle_is_real() {
+                "0"
+            } else {
+                "1"
+            }
+            .to_owned(),
+        ),
         ("FLUXBOOTSTRAP_SANDBOX_FLUX_VERSION", version.clone()),
         (
             "FLUXBOOTSTRAP_SANDBOX_AZURE_CLIENT_ID",

@@ -264,6 +264,7 @@ fn sandbox_serves_and_leaves_no_process_behind() {
         "FLUXBOOTSTRAP_SANDBOX_NONADMIN_CONTEXT",
         "FLUXBOOTSTRAP_SANDBOX_SECOND_CONTEXT",
         "FLUXBOOTSTRAP_RELEASES_URL",
+        "FLUXBOOTSTRAP_RELEASES_ALLOW_HTTP",
     ] {
         assert!(
             env.contains(&format!("export {key}=")),

@@ -1,5 +1,6 @@
 //! `azure_cli_token` with a stand-in `az` script found on a private `PATH`.
 
+use fluxbootstrap_auth::ExposeSecret as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::time::{Duration, SystemTime};

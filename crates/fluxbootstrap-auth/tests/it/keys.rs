@@ -1,5 +1,6 @@
 //! Generated keys cross-checked with `ssh-keygen`, and keys written by `ssh-keygen` loaded.
 
+use fluxbootstrap_auth::ExposeSecret as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::Command;
@@ -25,7 +26,7 @@ fn ssh_keygen_public(path: &Path) -> String {
 }
 
 fn secret(s: &str) -> SecretString {
-    SecretString::new(s.to_owned())
+    SecretString::from(s.to_owned())
 }
 
 fn mode(path: &Path) -> u32 {
@@ -98,7 +99,7 @@ fn keygen(dir: &Path, name: &str, args: &[&str]) -> (SecretString, String) {
         .collect::<Vec<_>>()
         .join(" ");
     (
-        SecretString::new(fs_err::read_to_string(&path).unwrap()),
+        SecretString::from(fs_err::read_to_string(&path).unwrap()),
         public,
     )
 }

@@ -27,7 +27,7 @@ fn harness<T: Send>(f: impl FnOnce(&'static GitServer) -> T + Send) -> T {
 }
 
 fn secret(s: &str) -> SecretString {
-    SecretString::new(s.to_owned())
+    SecretString::from(s.to_owned())
 }
 
 fn ca() -> Vec<u8> {

@@ -55,7 +55,7 @@ fn token_and_impersonation_flags_reach_the_api_server() {
         // ... with the admin's `--token` she can.
         let with_token = KubeOptions {
             overrides: KubeOverrides {
-                token: Some(fluxbootstrap_auth::SecretString::new(token)),
+                token: Some(fluxbootstrap_auth::SecretString::from(token)),
                 ..KubeOverrides::default()
             },
             ..jane

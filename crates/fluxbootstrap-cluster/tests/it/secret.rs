@@ -1,5 +1,6 @@
 //! The Flux source Secret: exact key set, labels, dry run.
 
+use fluxbootstrap_auth::ExposeSecret as _;
 use std::collections::BTreeMap;
 
 use fluxbootstrap_auth::SecretBytes;
@@ -13,7 +14,7 @@ use crate::{connect, namespace, raw_client, rt};
 fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, SecretBytes> {
     pairs
         .iter()
-        .map(|(k, v)| ((*k).to_owned(), SecretBytes::new(v.as_bytes().to_vec())))
+        .map(|(k, v)| ((*k).to_owned(), SecretBytes::from(v.as_bytes().to_vec())))
         .collect()
 }
 

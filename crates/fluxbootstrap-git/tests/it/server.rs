@@ -21,7 +21,7 @@ fn server() -> &'static GitServer {
 }
 
 fn secret(s: &str) -> SecretString {
-    SecretString::new(s.to_owned())
+    SecretString::from(s.to_owned())
 }
 
 fn pat_auth(pat: &str) -> RemoteAuth {

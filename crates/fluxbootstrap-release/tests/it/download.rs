@@ -3,11 +3,76 @@
 use fluxbootstrap_release::{ReleaseError, ReleaseSource, fetch_bundle};
 use fluxbootstrap_test::{ReleaseServer, flux_bundle_tar_gz, release_path};
 
+/// The test server (plain HTTP on loopback, so allowed explicitly); the synthetic bundle is
+/// not the pinned v2.9.4, so without the real one the pin is off.
 fn source(server: &ReleaseServer, cache: &tempfile::TempDir) -> ReleaseSource {
     ReleaseSource {
         base_url: server.base_url(),
         cache_dir: cache.path().to_owned(),
+        allow_http: true,
+        unpinned: !fluxbootstrap_test::flux_bundle_is_real(),
     }
+}
+
+#[tokio::test]
+async fn a_plain_http_mirror_needs_the_opt_in() {
+    let server = ReleaseServer::start();
+    let (version, tar_gz) = flux_bundle_tar_gz();
+    server.publish(&version, tar_gz);
+    let cache = tempfile::tempdir().expect("temp dir");
+    for base_url in [
+        server.base_url(),
+        server.base_url().replacen("http", "HTTP", 1),
+    ] {
+        let src = ReleaseSource {
+            base_url,
+            allow_http: false,
+            ..source(&server, &cache)
+        };
+        let err = fetch_bundle(&src, &version).await.expect_err("refused");
+        assert!(
+            matches!(err, ReleaseError::InsecureMirror { .. }),
+            "{err:?}"
+        );
+        assert!(
+            err.hint()
+                .is_some_and(|h| h.contains("FLUXBOOTSTRAP_RELEASES_ALLOW_HTTP"))
+        );
+    }
+    assert_eq!(server.hits(&release_path(&version, "manifests.tar.gz")), 0);
+}
+
+#[tokio::test]
+async fn a_v2_9_4_that_is_not_the_pinned_release_is_refused_even_with_a_matching_checksum() {
+    // The real (or synthetic) bundle with one file changed, and a checksum file that agrees.
+    let (version, tar_gz) = flux_bundle_tar_gz();
+    let bundle = fluxbootstrap_release::unpack_bundle(&tar_gz).expect("a bundle");
+    let entries: Vec<crate::archive::Entry> = bundle
+        .files()
+        .iter()
+        .map(|(name, text)| {
+            let text = if name == "rbac.yaml" {
+                format!("{text}# one more line\n")
+            } else {
+                text.clone()
+            };
+            crate::archive::Entry::file(name, text.as_bytes())
+        })
+        .collect();
+    let server = ReleaseServer::start();
+    server.publish(&version, crate::archive::tar_gz(&entries));
+    let cache = tempfile::tempdir().expect("temp dir");
+    let src = ReleaseSource {
+        unpinned: false,
+        ..source(&server, &cache)
+    };
+    let err = fetch_bundle(&src, &version).await.expect_err("refused");
+    assert!(
+        matches!(&err, ReleaseError::NotThePinnedRelease { file, .. } if file == "rbac.yaml"),
+        "{err:?}"
+    );
+    // Nothing was cached: the next run downloads and checks again.
+    assert!(!src.cache_path(&version).join("manifests.tar.gz").exists());
 }
 
 #[tokio::test]
@@ -71,6 +136,8 @@ async fn a_mirrors_bundle_is_never_served_from_the_cache_as_another_sources() {
     let github = ReleaseSource {
         base_url: "https://github.com/".to_owned(),
         cache_dir: cache.path().to_owned(),
+        allow_http: false,
+        unpinned: false,
     };
     assert_eq!(github.cache_path(&version), cache.path().join(&version));
     assert!(

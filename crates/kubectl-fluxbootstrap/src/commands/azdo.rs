@@ -232,7 +232,9 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
             // A dry-run apply would fail in a namespace this run has not created; compare instead.
             let verb = match cluster.get_secret(namespace, name).await? {
                 None => "created",
-                Some(live) if live == data => "left unchanged",
+                Some(live) if fluxbootstrap_auth::same_secret_data(&live, &data) => {
+                    "left unchanged"
+                }
                 Some(_) => "updated",
             };
             printer.success(format_args!(
@@ -446,16 +448,19 @@ pub(crate) fn token_secret(
 ) -> BTreeMap<String, SecretBytes> {
     let mut data = BTreeMap::new();
     if bearer {
-        data.insert("bearerToken".to_owned(), SecretBytes::from(pat.clone()));
+        data.insert(
+            "bearerToken".to_owned(),
+            fluxbootstrap_auth::secret_bytes(pat),
+        );
     } else {
         data.insert(
             "username".to_owned(),
-            SecretBytes::new(username.as_bytes().to_vec()),
+            SecretBytes::from(username.as_bytes().to_vec()),
         );
-        data.insert("password".to_owned(), SecretBytes::from(pat.clone()));
+        data.insert("password".to_owned(), fluxbootstrap_auth::secret_bytes(pat));
     }
     if let Some(ca) = ca_pem {
-        data.insert("ca.crt".to_owned(), SecretBytes::new(ca.clone()));
+        data.insert("ca.crt".to_owned(), SecretBytes::from(ca.clone()));
     }
     data
 }

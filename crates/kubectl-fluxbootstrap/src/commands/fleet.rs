@@ -942,7 +942,7 @@ async fn converge(
         if job.dry_run {
             let verb = match cluster.get_secret(namespace, name).await? {
                 None => "created",
-                Some(live) if &live == data => "left unchanged",
+                Some(live) if fluxbootstrap_auth::same_secret_data(&live, data) => "left unchanged",
                 Some(_) => "updated",
             };
             printer.success(format_args!(

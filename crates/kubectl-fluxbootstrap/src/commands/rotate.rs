@@ -4,6 +4,7 @@
 //! credential in between; here the new PAT is first validated against the repository, then
 //! written over the old one in one update, and Flux is asked to reconcile with it.
 
+use fluxbootstrap_auth::ExposeSecret as _;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};

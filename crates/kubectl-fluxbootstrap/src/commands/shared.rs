@@ -1,6 +1,7 @@
 //! Pieces several subcommands share: turning flags into library inputs, credentials,
 //! bundle loading, the Secret for each mode, and the reporters that draw library progress.
 
+use fluxbootstrap_auth::ExposeSecret as _;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, IsTerminal, Read};
@@ -44,7 +45,7 @@ fn connection_overrides(args: &crate::cli::ConnectionArgs) -> fluxbootstrap_clus
         insecure_skip_tls_verify: args.insecure_skip_tls_verify,
         tls_server_name: args.tls_server_name.clone(),
         disable_compression: args.disable_compression,
-        token: args.token.clone().map(SecretString::new),
+        token: args.token.clone(),
         client_certificate: args.client_certificate.clone(),
         client_key: args.client_key.clone(),
         impersonate: args.as_user.clone(),
@@ -222,7 +223,7 @@ pub(crate) fn read_ca_file(path: Option<&Path>) -> Result<Option<Vec<u8>>> {
 pub(crate) fn read_private_key(path: Option<&Path>) -> Result<Option<SecretString>> {
     let Some(path) = path else { return Ok(None) };
     let text = fs_err::read_to_string(path).context("failed to read `--private-key-file`")?;
-    let text = SecretString::new(text);
+    let text = SecretString::from(text);
     fluxbootstrap_auth::check_private_key_format(&text)
         .with_context(|| format!("`{}` is not a private key", path.display()))?;
     Ok(Some(text))
@@ -307,8 +308,10 @@ pub(crate) async fn push_credentials(
     repo: &RepoUrl,
     printer: Printer,
 ) -> Result<PushAuth> {
-    let flag = args.password.clone().map(SecretString::new);
-    let env = std::env::var("GIT_PASSWORD").ok().map(SecretString::new);
+    let flag = args.password.clone();
+    let env = std::env::var(fluxbootstrap_auth::SECRET_ENV)
+        .ok()
+        .map(SecretString::from);
     match mode {
         GitMode::Ssh => {
             let Some(key_text) = private_key else {
@@ -317,7 +320,7 @@ pub(crate) async fn push_credentials(
                     "pass the private key whose public key is registered in Azure DevOps (User settings > SSH public keys), or use the HTTPS URL with a PAT"
                 ));
             };
-            let passphrase = flag.or(env).filter(|p| !p.is_empty());
+            let passphrase = flag.or(env).filter(|p| !p.expose_secret().is_empty());
             let key = fluxbootstrap_auth::load_private_key(key_text, passphrase.as_ref())?;
             key.ensure_accepted_by(&repo.ssh_host())?;
             let known_hosts = known_hosts_for(&repo.ssh_host(), known_hosts_file, printer)
@@ -559,10 +562,7 @@ impl BundleFiles {
         let cache_dir = directories::ProjectDirs::from("", "", "kubectl-fluxbootstrap")
             .map(|dirs| dirs.cache_dir().join("flux-releases"))
             .context("no cache directory could be determined for this user")?;
-        let source = ReleaseSource {
-            base_url: render.releases_url.clone(),
-            cache_dir,
-        };
+        let source = ReleaseSource::new(render.releases_url.clone(), cache_dir);
         printer.detail(format_args!(
             "fetching Flux {} manifests",
             render.flux_version
@@ -678,6 +678,7 @@ pub(crate) fn flux_system_objects(
             .context("failed to write the folder to build")?;
     }
     let out = std::process::Command::new(&kubectl)
+        .env_remove(fluxbootstrap_auth::SECRET_ENV)
         .arg("kustomize")
         .arg(build.path())
         .output()
@@ -775,7 +776,7 @@ pub(crate) fn docker_config_json(registry: &str, creds: &RegistryCreds) -> Secre
         entry.push(format!("\"password\":{}", go_string(password)));
     }
     entry.push(format!("\"auth\":{}", go_string(&auth)));
-    SecretBytes::new(
+    SecretBytes::from(
         format!(
             "{{\"auths\":{{{}:{{{}}}}}}}",
             go_string(registry),
@@ -816,7 +817,7 @@ pub(crate) async fn reconcile_image_pull_secret(
 ) -> Result<Change> {
     if dry_run {
         return Ok(match cluster.get_secret(namespace, name).await? {
-            Some(live) if live == *data => Change::Unchanged,
+            Some(live) if fluxbootstrap_auth::same_secret_data(&live, data) => Change::Unchanged,
             Some(_) => Change::Configured,
             None => Change::Created,
         });
@@ -928,20 +929,23 @@ pub(crate) async fn secret_for_mode(
             .await?;
             let mut data = BTreeMap::new();
             let identity = match private_key {
-                Some(text) => SecretBytes::from(text.clone()),
-                None => SecretBytes::from(key.private_pkcs8_pem.clone()),
+                Some(text) => fluxbootstrap_auth::secret_bytes(text),
+                None => fluxbootstrap_auth::secret_bytes(&key.private_pkcs8_pem),
             };
             data.insert("identity".to_owned(), identity);
             data.insert(
                 "identity.pub".to_owned(),
-                SecretBytes::new(format!("{}\n", key.public_openssh).into_bytes()),
+                SecretBytes::from(format!("{}\n", key.public_openssh).into_bytes()),
             );
             data.insert(
                 "known_hosts".to_owned(),
-                SecretBytes::new(known_hosts.trim().as_bytes().to_vec()),
+                SecretBytes::from(known_hosts.trim().as_bytes().to_vec()),
             );
             if let Some(passphrase) = push.passphrase() {
-                data.insert("password".to_owned(), SecretBytes::from(passphrase.clone()));
+                data.insert(
+                    "password".to_owned(),
+                    fluxbootstrap_auth::secret_bytes(passphrase),
+                );
             }
             Ok(Some(data))
         }
@@ -1024,7 +1028,7 @@ fn commit_signer(
         let signer = fluxbootstrap_auth::GpgSigner::from_key_ring(
             ring,
             args.gpg_key_id.as_deref(),
-            args.gpg_passphrase.clone().map(SecretString::new),
+            args.gpg_passphrase.clone(),
         )
         .map_err(|e| {
             let hint = e.hint().unwrap_or_default();
@@ -1041,14 +1045,11 @@ fn commit_signer(
         })?)
     } else if let Some(path) = &args.ssh_signing_key_file {
         let text = read_private_key(Some(path))?.expect("a path was given");
-        let passphrase = args
-            .ssh_signing_password
-            .as_ref()
-            .map(|p| SecretString::new(p.clone()));
         Some(
-            fluxbootstrap_auth::load_private_key(&text, passphrase.as_ref()).with_context(
-                || format!("failed to load the SSH signing key `{}`", path.display()),
-            )?,
+            fluxbootstrap_auth::load_private_key(&text, args.ssh_signing_password.as_ref())
+                .with_context(|| {
+                    format!("failed to load the SSH signing key `{}`", path.display())
+                })?,
         )
     } else {
         None

@@ -83,9 +83,26 @@ impl Env {
             std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
         ))
         .expect("PATH entries contain no separator");
+        // A temporary directory of its own, which the leak scan checks is empty after it.
+        let tmp = tempfile::Builder::new()
+            .prefix("plugin-tmp-")
+            .tempdir_in(self.cache.path())
+            .expect("a temp dir can be created")
+            .keep();
         cmd.env("PATH", path)
+            .env("TMPDIR", tmp)
             .env("KUBECONFIG", self.control_plane.kubeconfig())
             .env("FLUXBOOTSTRAP_RELEASES_URL", self.releases.base_url())
+            // The release server is plain HTTP on loopback; the synthetic bundle is no v2.9.4.
+            .env("FLUXBOOTSTRAP_RELEASES_ALLOW_HTTP", "1")
+            .env(
+                "FLUXBOOTSTRAP_RELEASES_UNPINNED",
+                if fluxbootstrap_test::flux_bundle_is_real() {
+                    "0"
+                } else {
+                    "1"
+                },
+            )
             .env("XDG_CACHE_HOME", self.cache.path())
             .env("NO_COLOR", "1")
             .env("GIT_TERMINAL_PROMPT", "0")
@@ -169,6 +186,7 @@ pub(crate) fn assert_flux_synced(
     repo: &Repo,
     branch: &str,
 ) {
+    crate::leaks::assert_repository_clean(env(), repo);
     let head = repo
         .branch_sha(branch)
         .unwrap_or_else(|| panic!("branch {branch} exists"));
@@ -201,14 +219,31 @@ pub(crate) fn assert_flux_synced(
     }
 }
 
-/// Runs `cmd` and returns (exit code, stdout, stderr).
+/// Runs `cmd` and returns (exit code, stdout, stderr). A run of the plugin goes through the
+/// leak scan: no secret in its output, nothing left in its temporary directory.
 pub(crate) fn run(cmd: &mut Command) -> (i32, String, String) {
     let out = cmd.output().expect("the plugin runs");
-    (
-        out.status.code().unwrap_or(-1),
+    let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    );
+    scan_plugin_run(cmd, &stdout, &stderr);
+    (out.status.code().unwrap_or(-1), stdout, stderr)
+}
+
+/// The leak scan of one finished plugin run (other programs pass unscanned).
+fn scan_plugin_run(cmd: &Command, stdout: &str, stderr: &str) {
+    if cmd.get_program() != env!("CARGO_BIN_EXE_kubectl-fluxbootstrap") {
+        return;
+    }
+    crate::leaks::assert_output_clean(env(), stdout, stderr);
+    let tmp = cmd
+        .get_envs()
+        .find(|(k, _)| *k == "TMPDIR")
+        .and_then(|(_, v)| v.map(PathBuf::from));
+    if let Some(tmp) = tmp {
+        crate::leaks::assert_temp_dir_empty(&tmp);
+    }
 }
 
 /// Runs a bootstrap that generates an SSH key and does what its user does: adds the printed
@@ -252,7 +287,9 @@ pub(crate) fn run_adding_the_public_key(
     }
     drop(stdin);
     let status = child.wait().expect("the plugin finishes");
-    (status, reader.join().expect("stdout is read"), transcript)
+    let stdout = reader.join().expect("stdout is read");
+    scan_plugin_run(cmd, &stdout, &transcript);
+    (status, stdout, transcript)
 }
 
 /// The snapshot text of a run: exit code, stdout and stderr.
@@ -347,6 +384,11 @@ pub(crate) fn registered_rsa_key(env: &Env, dir: &Path, passphrase: &str) -> (Pa
         .expect("ssh-keygen runs");
     assert!(status.success(), "ssh-keygen failed");
     let public = std::fs::read_to_string(dir.join("id_rsa.pub")).expect("public key written");
+    crate::leaks::remember(passphrase);
+    crate::leaks::remember_private_key(
+        &std::fs::read_to_string(&key).expect("private key written"),
+        &public,
+    );
     env.git.add_ssh_key(public.trim());
     (key, public)
 }

@@ -12,4 +12,5 @@ mod fleet;
 mod flux_peer;
 mod guards;
 mod host_keys;
+mod leaks;
 mod real_flux;
