@@ -6,6 +6,7 @@
 mod bench;
 mod dist;
 mod flux;
+mod fuzz;
 mod go_cache;
 mod kube;
 mod sandbox;
@@ -19,6 +20,7 @@ commands:
   bench <name>      run a benchmark (`cargo xtask bench` lists them)
   dist              build the release archive(s) and render the krew manifests
   flux build        build the cached source-controller, kustomize-controller and flux binaries
+  fuzz [--seconds N|--smoke]  run each libFuzzer target (default 60 s each), print executions
   krew build        build the cached krew and validate-krew-manifest test binaries
   kube build        build the cached kube-apiserver, kubectl and etcd test binaries
   sandbox up|down   run the local Azure DevOps + clusters sandbox (`cargo xtask sandbox` for more)
@@ -33,6 +35,7 @@ fn main() -> Result<()> {
         "bench" => bench::run(rest),
         "dist" => dist::run(rest),
         "flux" => flux::run(rest),
+        "fuzz" => fuzz::run(rest),
         "krew" => dist::krew::run(rest),
         "kube" => kube::run(rest),
         "sandbox" => sandbox::run(rest),

@@ -155,6 +155,23 @@ impl UrlError {
 impl RepoUrl {
     /// Parses any Azure DevOps repository URL form (see [`EXPECTED_FORMS`]).
     pub fn parse(input: &str) -> Result<RepoUrl, UrlError> {
+        let url = Self::parse_form(input)?;
+        // Azure DevOps names never start with `_` (its naming rules reserve that for its own
+        // path segments, like `_git`): a project named `_git` would render an HTTPS URL that
+        // no one can read back (found by `cargo xtask fuzz`).
+        // `.` and `..` (percent-encoded in the input) would be path segments, not names.
+        if [&url.org, &url.project, &url.repo]
+            .iter()
+            .any(|name| name.starts_with('_') || *name == "." || *name == "..")
+        {
+            return Err(UrlError::BadSegment {
+                url: redact(input.trim()),
+            });
+        }
+        Ok(url)
+    }
+
+    fn parse_form(input: &str) -> Result<RepoUrl, UrlError> {
         let input = input.trim();
         if input.is_empty() {
             return Err(UrlError::Empty);
@@ -177,7 +194,7 @@ impl RepoUrl {
                         .then(|| decode(url.username(), &redacted))
                         .transpose()?;
                     let host = url.host_str().ok_or_else(not_ado)?;
-                    parse_ssh(input, &redacted, user, host, url.port(), url.path())
+                    parse_ssh(input, &redacted, user, host, url.port(), url.path(), false)
                 }
                 _ => Err(not_ado()),
             };
@@ -192,7 +209,7 @@ impl RepoUrl {
             Some((user, host)) => (Some(decode(user, &redacted)?), host),
             None => (None, authority),
         };
-        parse_ssh(input, &redacted, user, host, None, path)
+        parse_ssh(input, &redacted, user, host, None, path, true)
     }
 
     /// The canonical HTTPS clone URL (segments percent-encoded, no user info, no `.git`).
@@ -325,6 +342,9 @@ fn parse_http(url: &url::Url, redacted: &str) -> Result<RepoUrl, UrlError> {
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_owned();
+    if !is_host_name(&host) {
+        return Err(not_ado());
+    }
     let segments = segments(url.path(), redacted)?;
     let git = segments
         .iter()
@@ -353,6 +373,10 @@ fn parse_http(url: &url::Url, redacted: &str) -> Result<RepoUrl, UrlError> {
             _ => return Err(not_ado()),
         };
         cloud(HostKind::LegacyVisualStudio, org.to_owned(), project, repo)
+    } else if host.ends_with(LEGACY_SUFFIX) || host == "visualstudio.com" {
+        // Microsoft's domain, but not `{org}.visualstudio.com`: no Azure DevOps Server lives
+        // there (the SSH parser refuses it too; found by `cargo xtask fuzz`).
+        return Err(not_ado());
     } else {
         let (virtual_dir, org, project) = server_parts(before, &repo).ok_or_else(not_ado)?;
         RepoUrl {
@@ -392,6 +416,7 @@ fn parse_ssh(
     host: &str,
     port: Option<u16>,
     path: &str,
+    scp_like: bool,
 ) -> Result<RepoUrl, UrlError> {
     let not_ado = || UrlError::NotAzureDevOps {
         url: redacted.to_owned(),
@@ -403,13 +428,31 @@ fn parse_ssh(
     if host.is_empty() {
         return Err(not_ado());
     }
+    // A host name or an IP address; the scp-like form reaches here unvalidated. Found by
+    // `cargo xtask fuzz` (`repo_url`): `git@ssh.deom?:v3/...` rendered an HTTPS URL that
+    // nothing parses.
+    if !is_host_name(&host) {
+        return Err(not_ado());
+    }
     let segments = segments(path, redacted)?;
     let kind = match host.as_str() {
         CLOUD_SSH_HOST => HostKind::Cloud,
         LEGACY_SSH_HOST => HostKind::LegacyVisualStudio,
+        // Microsoft's own domain serves no Azure DevOps Server; read as one, its HTTPS form
+        // would be taken for a legacy `{org}.visualstudio.com` URL (also found by the fuzzer).
+        other if other.ends_with(".visualstudio.com") || other == "visualstudio.com" => {
+            return Err(not_ado());
+        }
         _ => HostKind::Server,
     };
-    if kind == HostKind::Server && !host.contains('.') && !host.contains(':') && host != "localhost"
+    // Only the scp-like form is written with `~/.ssh/config` aliases; an `ssh://` URL with a
+    // single-label host is an intranet server (`ssh://tfs:22/...`), and it is what
+    // `ssh_url()` renders for one.
+    if scp_like
+        && kind == HostKind::Server
+        && !host.contains('.')
+        && !host.contains(':')
+        && host != "localhost"
     {
         return Err(UrlError::SshAlias {
             url: input.to_owned(),
@@ -583,6 +626,37 @@ fn split_host_port(endpoint: &str) -> Option<(&str, Option<u16>)> {
 
 /// The input with the user info of an `http(s)://` URL replaced by `***`, so a PAT typed into
 /// a URL never reaches an error message.
+/// A DNS name or an IP address (brackets removed): what both URL forms may carry, so the
+/// HTTPS and SSH renderings of one repository parse back. The URL parsers let through hosts
+/// no server has (`tfs*contoso`, `.09`: found by `cargo xtask fuzz`).
+fn is_host_name(host: &str) -> bool {
+    if host.contains(':') {
+        return host.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    if host.parse::<std::net::Ipv4Addr>().is_ok() {
+        return true;
+    }
+    let labels: Vec<&str> = host.split('.').collect();
+    let label_ok = |l: &&str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+    };
+    // A numeric (or `0x` hexadecimal) last label makes the WHATWG parser read an IPv4 address.
+    let last = labels.last().copied().unwrap_or_default();
+    let numeric_last = last.chars().all(|c| c.is_ascii_digit())
+        || last
+            .strip_prefix("0x")
+            .is_some_and(|hex| hex.chars().all(|c| c.is_ascii_hexdigit()));
+    // And what the HTTPS parser (WHATWG, with its IDNA rules for `xn--` labels) keeps as is.
+    labels.iter().all(label_ok)
+        && !numeric_last
+        && url::Url::parse(&format!("https://{host}/")).is_ok_and(|u| u.host_str() == Some(host))
+}
+
 fn redact(input: &str) -> String {
     let Some((scheme, rest)) = input.split_once("://") else {
         return input.to_owned();
@@ -765,6 +839,47 @@ mod tests {
             err.to_string(),
             "`https://***@dev.azure.com/fabrikam/Fiber/_git/fleet` contains credentials"
         );
+    }
+
+    /// Found by `cargo xtask fuzz` (`repo_url`): an Azure DevOps Server with a single-label
+    /// host parsed, but its own `ssh_url()` was then refused as an SSH config alias.
+    #[test]
+    fn a_single_label_server_host_round_trips() {
+        let url = RepoUrl::parse("https://tfs/DefaultCollection/Fiber/_git/fleet").unwrap();
+        let ssh = RepoUrl::parse(&url.ssh_url()).unwrap();
+        assert_eq!(
+            (ssh.org, ssh.project, ssh.repo),
+            (url.org, url.project, url.repo)
+        );
+    }
+
+    #[test]
+    fn names_starting_with_an_underscore_are_refused() {
+        assert!(matches!(
+            RepoUrl::parse("git@tfs.contoso.com:v3/fabrikam/_git/fleet"),
+            Err(UrlError::BadSegment { .. })
+        ));
+        assert!(matches!(
+            RepoUrl::parse("git@gite.com:v3/fabrikam/p/%2E%2E"),
+            Err(UrlError::BadSegment { .. })
+        ));
+    }
+
+    #[test]
+    fn scp_like_hosts_are_host_names() {
+        for bad in [
+            "git@ssh.deom?:v3/eit@ssh.deoe.com:v3/f/My",
+            "fabrikamvs-ssh.visualstudio.com:v3/fabrikam/fabrikam/Ft",
+            "http://tfs*contoso.bom/DefaultCollection/p/_git/r",
+            "ssh://.09/DefaultCollec/t)on/brieF/_git/fleac",
+            "https://a.fabrikam.visualstudio.com/DefaultCollection/Fiber/_git/f",
+            "ssh://gi.visualv.xn--ftp-fed41yure.com/v3/fabrikam/Fiber/fleet",
+        ] {
+            assert!(
+                matches!(RepoUrl::parse(bad), Err(UrlError::NotAzureDevOps { .. })),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

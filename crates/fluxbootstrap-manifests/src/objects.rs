@@ -51,6 +51,12 @@ pub enum PathError {
         /// The rejected path.
         path: String,
     },
+    /// The path has a NUL or another control character.
+    #[error("path {path:?} contains a control character")]
+    ControlCharacter {
+        /// The rejected path.
+        path: String,
+    },
     /// The path climbs out of the repository with `..`.
     #[error("path `{path}` points outside the repository")]
     Escapes {
@@ -69,6 +75,11 @@ impl PathError {
 /// Normalises `--path` like flux (`./a//b/` -> `a/b`; empty or `.` -> the root, `""`),
 /// rejecting absolute paths and paths that leave the repository.
 pub fn normalize_target_path(path: &str) -> Result<String, PathError> {
+    if path.chars().any(char::is_control) {
+        return Err(PathError::ControlCharacter {
+            path: path.to_owned(),
+        });
+    }
     let trimmed = path.trim();
     if trimmed.starts_with('/') || trimmed.starts_with('\\') || trimmed.contains(":\\") {
         return Err(PathError::Absolute {
@@ -103,6 +114,11 @@ mod tests {
             Some("clusters/prod")
         );
         assert_eq!(normalize_target_path("").ok().as_deref(), Some(""));
+        // Found by `cargo xtask fuzz` (`manifest_yaml`): NULs went through.
+        assert!(matches!(
+            normalize_target_path("clusters/\0dev"),
+            Err(PathError::ControlCharacter { .. })
+        ));
         assert_eq!(normalize_target_path("a/../b").ok().as_deref(), Some("b"));
         assert!(matches!(
             normalize_target_path("../x"),

@@ -131,6 +131,15 @@ pub(crate) struct RepoPaths {
 impl RepoPaths {
     /// Cleans `--path` like flux (`./x`, no trailing slash) and refuses paths that leave the repo.
     pub(crate) fn new(path: &str, namespace: &str) -> Result<Self, Hinted> {
+        if path.chars().any(char::is_control) {
+            return Err(Hinted::new(
+                format!(
+                    "`--path {}` contains a control character",
+                    path.escape_debug()
+                ),
+                "pass a path inside the repository, e.g. `--path clusters/my-cluster`",
+            ));
+        }
         let mut parts = Vec::new();
         for part in path.split('/') {
             match part {

@@ -127,6 +127,28 @@ const CASES: &[Case] = &[
         names: &["--path /etc/flux"],
     },
     Case {
+        // A NUL cannot be passed in argv; a tab or a line break can.
+        name: "a path with a control character",
+        args: &[
+            "--url",
+            "{url}",
+            "--ca-file",
+            "{ca}",
+            "--path",
+            "clusters/\tdev",
+        ],
+        password: Some("{pat}"),
+        stdin: None,
+        names: &["control character"],
+    },
+    Case {
+        name: "--provider azure without --azure-client-id",
+        args: &["--url", "{url}", "--ca-file", "{ca}", "--provider", "azure"],
+        password: Some("{pat}"),
+        stdin: None,
+        names: &["--azure-client-id"],
+    },
+    Case {
         name: "a branch name git refuses",
         args: &["--url", "{url}", "--ca-file", "{ca}", "--branch", "main..x"],
         password: Some("{pat}"),
