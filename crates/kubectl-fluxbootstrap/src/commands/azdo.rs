@@ -71,18 +71,11 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
     let sync_yaml = shared::render_sync(&args.render, namespace, &paths, &repo, &mode)?;
     let pull_secret = shared::image_pull_secret(args)?;
     let ca_pem = shared::read_ca_file(args.repo.ca_file.as_deref())?;
-    let private_key = shared::read_private_key(args.private_key_file.as_deref())?;
-    let push_auth = shared::push_credentials(
-        &args.repo,
-        &mode,
-        private_key.as_ref(),
-        args.render.known_hosts_file.as_deref(),
-        &repo,
-        printer,
-    )
-    .await?;
-    // Decided once, before anything is written; the Secret and the patches reuse it.
-    let host_keys = shared::cluster_host_keys(&mode, &repo, &args.render, printer).await?;
+    let shared::Credentials {
+        private_key,
+        push: push_auth,
+        host_keys,
+    } = shared::credentials(args, &mode, &repo, printer).await?;
 
     // Preflight before the repository changes, so a forbidden context leaves no commit behind.
     let cluster = Cluster::connect(&kube_options(global)).await?;

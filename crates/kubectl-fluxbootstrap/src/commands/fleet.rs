@@ -141,19 +141,12 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
     }
     let pull_secret = shared::image_pull_secret(args)?;
     let ca_pem = shared::read_ca_file(args.repo.ca_file.as_deref())?;
-    let private_key = shared::read_private_key(args.private_key_file.as_deref())?;
-    let push_auth = shared::push_credentials(
-        &args.repo,
-        &mode,
-        private_key.as_ref(),
-        args.render.known_hosts_file.as_deref(),
-        &repo,
-        printer,
-    )
-    .await?;
-    // Decided once, before anything is written (a failed scan stops here); the patches and
-    // every cluster's Secret reuse the decision.
-    shared::cluster_host_keys(&mode, &repo, &args.render, printer).await?;
+    // The patches and every cluster's Secret reuse the host key decision made here.
+    let shared::Credentials {
+        private_key,
+        push: push_auth,
+        ..
+    } = shared::credentials(args, &mode, &repo, printer).await?;
 
     // Preflight of every cluster, concurrently, before the repository changes.
     let mut timings: Vec<(&str, f64)> = Vec::new();

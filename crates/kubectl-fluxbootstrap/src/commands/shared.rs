@@ -307,6 +307,42 @@ impl PushAuth {
     }
 }
 
+/// What a bootstrap authenticates with, all taken before anything that writes is contacted.
+pub(crate) struct Credentials {
+    /// The contents of `--private-key-file`.
+    pub(crate) private_key: Option<SecretString>,
+    /// The push credential.
+    pub(crate) push: PushAuth,
+    /// The cluster's SSH host key decision (SSH modes), made once for the run.
+    pub(crate) host_keys: Option<HostKeys>,
+}
+
+/// Reads the private key, resolves the push credential and decides the cluster's SSH host
+/// key (a failed scan stops the run here, before any commit).
+pub(crate) async fn credentials(
+    args: &AzdoArgs,
+    mode: &GitMode,
+    repo: &RepoUrl,
+    printer: Printer,
+) -> Result<Credentials> {
+    let private_key = read_private_key(args.private_key_file.as_deref())?;
+    let push = push_credentials(
+        &args.repo,
+        mode,
+        private_key.as_ref(),
+        args.render.known_hosts_file.as_deref(),
+        repo,
+        printer,
+    )
+    .await?;
+    let host_keys = cluster_host_keys(mode, repo, &args.render, printer).await?;
+    Ok(Credentials {
+        private_key,
+        push,
+        host_keys,
+    })
+}
+
 /// Resolves the user's credential for the push in flux's order (flag, `GIT_PASSWORD`, pipe,
 /// prompt) or, for `--provider azure` without a PAT, from the Azure CLI.
 pub(crate) async fn push_credentials(

@@ -53,6 +53,33 @@ pub(crate) fn flux_command(flux: &std::path::Path) -> Command {
     cmd
 }
 
+/// The real CLI and a private control plane running the real controllers, or `None` (each
+/// says why loudly, and fails under `FLUXBOOTSTRAP_REQUIRE_REAL_FLUX`).
+fn peer_and_cluster() -> Option<(
+    PathBuf,
+    &'static crate::context::Env,
+    fluxbootstrap_test::ControlPlane,
+)> {
+    let (flux, _bundle) = flux_peer()?;
+    let env = env();
+    let cluster = crate::real_flux::real_flux_cluster(env)?;
+    Some((flux, env, cluster))
+}
+
+/// The rsa-sha2 host key algorithms patch the plugin adds to `kustomization.yaml` in the SSH
+/// modes (flux leaves it to the user; README, "SSH host key algorithms").
+const HOSTKEY_PATCH: &str = "patches:\n- patch: |\n    - op: add\n      path: /spec/template/spec/containers/0/args/-\n      value: --ssh-hostkey-algos=rsa-sha2-512,rsa-sha2-256\n  target:\n    kind: Deployment\n    name: (source-controller|image-automation-controller)\n";
+
+/// Removes the SSH modes' deliberate difference: [`HOSTKEY_PATCH`] from `kustomization.yaml`
+/// and its argument from source-controller.
+fn without_hostkey_patch(name: &str, text: &mut String) {
+    if name.ends_with("kustomization.yaml") {
+        *text = text.replace(HOSTKEY_PATCH, "");
+    } else if name == "Deployment/flux-system/source-controller" {
+        *text = text.replace(",\"--ssh-hostkey-algos=rsa-sha2-512,rsa-sha2-256\"", "");
+    }
+}
+
 /// Option sets with flux's own flag names; the plugin takes the same flags.
 const COMPONENT_CASES: &[(&str, &[&str])] = &[
     ("default", &[]),
@@ -570,11 +597,7 @@ fn side_by_side<'a>(
 /// `flux check` passes on the plugin's.
 #[test]
 fn token_auth_matches_flux_bootstrap_git_and_hands_over_both_ways() {
-    let Some((flux, _bundle)) = flux_peer() else {
-        return;
-    };
-    let env = env();
-    let Some(cluster) = crate::real_flux::real_flux_cluster(env) else {
+    let Some((flux, env, cluster)) = peer_and_cluster() else {
         return;
     };
     let case = Case {
@@ -648,11 +671,7 @@ fn token_auth_matches_flux_bootstrap_git_and_hands_over_both_ways() {
 /// SSH-only mode. Everything else is flux's.
 #[test]
 fn pat_push_with_ssh_sync_matches_flux_apart_from_the_ssh_path_azure_devops_serves() {
-    let Some((flux, _bundle)) = flux_peer() else {
-        return;
-    };
-    let env = env();
-    let Some(cluster) = crate::real_flux::real_flux_cluster(env) else {
+    let Some((flux, env, cluster)) = peer_and_cluster() else {
         return;
     };
     let case = Case {
@@ -787,7 +806,6 @@ fn pat_push_with_ssh_sync_matches_flux_apart_from_the_ssh_path_azure_devops_serv
         "main",
     );
 
-    let patch = "patches:\n- patch: |\n    - op: add\n      path: /spec/template/spec/containers/0/args/-\n      value: --ssh-hostkey-algos=rsa-sha2-512,rsa-sha2-256\n  target:\n    kind: Deployment\n    name: (source-controller|image-automation-controller)\n";
     let (ours, theirs) = (run.by_plugin.ssh_url.clone(), flux_url(&run.by_flux));
     run.assert_same(&|name, text| {
         *text = text.replace(&ours, &theirs);
@@ -811,11 +829,7 @@ fn pat_push_with_ssh_sync_matches_flux_apart_from_the_ssh_path_azure_devops_serv
             }
             *text = secret.to_string();
         }
-        if name.ends_with("kustomization.yaml") {
-            *text = text.replace(patch, "");
-        } else if name == "Deployment/flux-system/source-controller" {
-            *text = text.replace(",\"--ssh-hostkey-algos=rsa-sha2-512,rsa-sha2-256\"", "");
-        }
+        without_hostkey_patch(name, text);
     });
     // The one Secret difference, both ways: flux stored the PAT, the plugin did not.
     let stored = |context: &str| {
@@ -950,11 +964,7 @@ fn upgrade_from_an_older_flux_release_matches_flux_upgrading() {
 /// Every install option away from its default, token auth: same files, commits and objects.
 #[test]
 fn non_default_options_match_flux_bootstrap_git() {
-    let Some((flux, _bundle)) = flux_peer() else {
-        return;
-    };
-    let env = env();
-    let Some(cluster) = crate::real_flux::real_flux_cluster(env) else {
+    let Some((flux, env, cluster)) = peer_and_cluster() else {
         return;
     };
     let case = Case {
@@ -1060,11 +1070,7 @@ fn non_default_options_match_flux_bootstrap_git() {
 /// algorithms"), so source-controller's arguments carry it too.
 #[test]
 fn ssh_only_matches_flux_bootstrap_git_apart_from_the_hostkey_patch() {
-    let Some((flux, _bundle)) = flux_peer() else {
-        return;
-    };
-    let env = env();
-    let Some(cluster) = crate::real_flux::real_flux_cluster(env) else {
+    let Some((flux, env, cluster)) = peer_and_cluster() else {
         return;
     };
     let (_keys, dir) = temp_dir();
@@ -1082,15 +1088,8 @@ fn ssh_only_matches_flux_bootstrap_git_apart_from_the_hostkey_patch() {
         namespace: "flux-system",
         password: "correct horse",
     };
-    let patch = "patches:\n- patch: |\n    - op: add\n      path: /spec/template/spec/containers/0/args/-\n      value: --ssh-hostkey-algos=rsa-sha2-512,rsa-sha2-256\n  target:\n    kind: Deployment\n    name: (source-controller|image-automation-controller)\n";
     let run = side_by_side(env, &flux, &cluster, &case, key);
-    run.compare(&|name, text| {
-        if name.ends_with("kustomization.yaml") {
-            *text = text.replace(patch, "");
-        } else if name == "Deployment/flux-system/source-controller" {
-            *text = text.replace(",\"--ssh-hostkey-algos=rsa-sha2-512,rsa-sha2-256\"", "");
-        }
-    });
+    run.compare(&without_hostkey_patch);
     // Both tools signed every commit with the transport key, and git verifies each.
     let signers = dir.join("allowed_signers");
     std::fs::write(&signers, format!("flux {}", public.trim())).expect("writable");
