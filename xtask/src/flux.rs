@@ -11,11 +11,12 @@
 //! are built, each into a temporary directory first, so the cache never holds half a binary.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
+
+use crate::go_cache::GoScratch;
 
 const USAGE: &str = "usage: cargo xtask flux build [--print-dir]
        cargo xtask flux dir
@@ -146,6 +147,8 @@ fn build(print: bool) -> Result<()> {
     let dir = bin_dir()?;
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("failed to create `{}`", dir.display()))?;
+    // Go's caches, made on the first build and removed when this command is done.
+    let mut scratch = None;
     for build in &builds {
         if dir.join(&build.binary).is_file() {
             progress(&format!(
@@ -172,7 +175,11 @@ fn build(print: bool) -> Result<()> {
             None
         };
         let tmp = dir.join(format!(".tmp-{}-{}", build.binary, std::process::id()));
-        let result = build_one(build, bundle.as_deref(), &tmp, &dir);
+        let go = match &mut scratch {
+            Some(go) => go,
+            None => scratch.insert(crate::go_cache::GoScratch::new()?),
+        };
+        let result = build_one(go, build, bundle.as_deref(), &tmp, &dir);
         let _ = std::fs::remove_dir_all(&tmp);
         result.with_context(|| {
             format!(
@@ -228,19 +235,25 @@ fn hex(bytes: &[u8]) -> String {
     })
 }
 
-fn build_one(build: &Build, bundle: Option<&Path>, tmp: &Path, dir: &Path) -> Result<()> {
+fn build_one(
+    go: &GoScratch,
+    build: &Build,
+    bundle: Option<&Path>,
+    tmp: &Path,
+    dir: &Path,
+) -> Result<()> {
     let started = Instant::now();
     progress(&format!(
         "building `{}` from {}@{} (a cold build takes several minutes)",
         build.binary, build.module, build.version
     ));
-    let source = download(&build.module, &build.version)?;
+    let source = download(go, &build.module, &build.version)?;
     let work = tmp.join("src");
     copy_writable(&source, &work)?;
     edit_go_mod(&work.join("go.mod"), build)?;
     for (module, version) in &build.pins {
         // The pinned version's go.sum lines come from the proxy, checked against the sum DB.
-        download(module, version)?;
+        download(go, module, version)?;
     }
     if let (Some(rel), Some(bundle)) = (&build.bundle_dir, bundle) {
         let target = work.join(rel);
@@ -257,12 +270,10 @@ fn build_one(build: &Build, bundle: Option<&Path>, tmp: &Path, dir: &Path) -> Re
         ldflags.push_str(flag);
     }
     let out = tmp.join(&build.binary);
-    let status = Command::new("go")
+    // The edits change requirements, so go.sum gains the lines they need (`-mod=mod`).
+    let status = go
+        .go(&["-mod=mod", "-buildvcs=false"])
         .current_dir(&work)
-        .env("GOTOOLCHAIN", "local")
-        .env("CGO_ENABLED", "0")
-        // The edits change requirements, so go.sum gains the lines they need.
-        .env("GOFLAGS", "-mod=mod -buildvcs=false")
         .args(["build", "-trimpath", "-ldflags", &ldflags, "-o"])
         .arg(&out)
         .arg(&build.package)
@@ -287,10 +298,10 @@ fn build_one(build: &Build, bundle: Option<&Path>, tmp: &Path, dir: &Path) -> Re
     Ok(())
 }
 
-/// `go mod download` of one module version; returns its (read-only) directory.
-fn download(module: &str, version: &str) -> Result<PathBuf> {
-    let out = Command::new("go")
-        .env("GOTOOLCHAIN", "local")
+/// `go mod download` of one module version; returns its directory.
+fn download(go: &GoScratch, module: &str, version: &str) -> Result<PathBuf> {
+    let out = go
+        .go(&[])
         .args(["mod", "download", "-json", &format!("{module}@{version}")])
         .output()
         .context("failed to run `go`; install Go 1.26 or newer")?;

@@ -14,6 +14,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
+use crate::go_cache::GoScratch;
+
 const USAGE: &str = "usage: cargo xtask kube build [--print-dir]
        cargo xtask kube dir
 
@@ -91,7 +93,8 @@ fn build(print: bool) -> Result<()> {
         let tmp = dir.join(format!(".tmp-{}", std::process::id()));
         std::fs::create_dir_all(&tmp)
             .with_context(|| format!("failed to create `{}`", tmp.display()))?;
-        let result = build_missing(&dir, &tmp, &version, &missing_kube, missing_etcd);
+        let go = crate::go_cache::GoScratch::new()?;
+        let result = build_missing(&go, &dir, &tmp, &version, &missing_kube, missing_etcd);
         let _ = std::fs::remove_dir_all(&tmp);
         result?;
     }
@@ -102,6 +105,7 @@ fn build(print: bool) -> Result<()> {
 }
 
 fn build_missing(
+    go: &GoScratch,
     dir: &Path,
     tmp: &Path,
     version: &str,
@@ -122,7 +126,7 @@ fn build_missing(
              -X k8s.io/component-base/version.buildDate=1970-01-01T00:00:00Z"
         );
         let names: Vec<&str> = missing_kube.iter().map(|(name, _)| *name).collect();
-        let mut cmd = go_build(&go_dir().join("kube"), tmp, &ldflags);
+        let mut cmd = go_build(go, &go_dir().join("kube"), tmp, &ldflags);
         cmd.args(missing_kube.iter().map(|(_, package)| *package));
         run_build(&format!("{} (Kubernetes {version})", names.join(", ")), cmd)?;
         for name in names {
@@ -130,7 +134,7 @@ fn build_missing(
         }
     }
     if missing_etcd {
-        let mut cmd = go_build(&go_dir().join("etcd"), tmp, "-s -w");
+        let mut cmd = go_build(go, &go_dir().join("etcd"), tmp, "-s -w");
         cmd.arg(".");
         run_build("etcd", cmd)?;
         install(tmp, dir, "etcd")?;
@@ -138,11 +142,9 @@ fn build_missing(
     Ok(())
 }
 
-fn go_build(module: &Path, out: &Path, ldflags: &str) -> Command {
-    let mut cmd = Command::new("go");
+fn go_build(go: &GoScratch, module: &Path, out: &Path, ldflags: &str) -> Command {
+    let mut cmd = go.go(&[]);
     cmd.current_dir(module)
-        .env("GOTOOLCHAIN", "local")
-        .env("CGO_ENABLED", "0")
         .args(["build", "-trimpath", "-ldflags", ldflags, "-o"])
         // A trailing slash makes `go build` write one binary per package into the directory.
         .arg(format!("{}/", out.display()));

@@ -11,7 +11,6 @@
 //! `KREW_NO_UPGRADE_CHECK` is not passed down (the validator drops it from the environment).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -102,10 +101,10 @@ fn build_into(dir: &Path, tmp: &Path, version: &str, missing: &[&(&str, &str)]) 
         "building krew {version} from the Go module proxy (about a minute cold)"
     ));
     let started = Instant::now();
-    let status = Command::new("go")
+    let go = crate::go_cache::GoScratch::new()?;
+    let status = go
+        .go(&[])
         .current_dir(module_dir())
-        .env("GOTOOLCHAIN", "local")
-        .env("CGO_ENABLED", "0")
         .args(["build", "-trimpath", "-ldflags", "-s -w", "-o"])
         // A trailing slash makes `go build` write one binary per package into the directory.
         .arg(format!("{}/", tmp.display()))
