@@ -9,6 +9,7 @@
 //! SHA-2 signatures.
 
 mod entra;
+mod faults;
 mod github;
 mod http;
 mod process;
@@ -23,6 +24,7 @@ use std::sync::{Arc, OnceLock};
 use state::{Access, State};
 
 pub(crate) use entra::AUTHORITY_HOST;
+pub use faults::{Fault, FaultAction, FaultTarget, LoggedRequest};
 pub(crate) use github::HOSTS as GITHUB_HOSTS;
 
 /// A running git server: HTTPS (smart HTTP + REST) and SSH on free loopback ports.
@@ -260,6 +262,22 @@ impl GitServer {
     /// Stop accepting `pat` (as if it expired or was revoked).
     pub fn revoke_pat(&self, pat: &str) {
         self.state.revoke_pat(pat);
+    }
+
+    /// Injects `fault` into the HTTPS endpoint (REST and git smart HTTP) for requests of its
+    /// organization; from now on that organization's requests are logged ([`Self::requests`]).
+    pub fn inject_fault(&self, fault: Fault) {
+        self.state.faults.inject(fault);
+    }
+
+    /// The requests of `org` since its first fault was injected, oldest first.
+    pub fn requests(&self, org: &str) -> Vec<LoggedRequest> {
+        self.state.faults.log(org)
+    }
+
+    /// How many hits the faults injected for `org` have left (0: all were met).
+    pub fn faults_left(&self, org: &str) -> u32 {
+        self.state.faults.remaining(org)
     }
 
     fn repo_handle(&self, meta: &state::RepoMeta) -> Repo {

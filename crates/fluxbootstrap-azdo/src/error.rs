@@ -2,6 +2,7 @@
 //! `TFnnnnnn` codes Azure DevOps returns.
 
 use std::fmt;
+use std::time::Duration;
 
 /// Which credential the client sent, so hints can say what to fix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,10 +54,12 @@ pub enum AzdoError {
     #[error("the CA file contains no PEM certificate")]
     EmptyCa,
     /// Connecting or reading failed.
-    #[error("failed to {operation} at `{url}`")]
+    #[error("failed to {operation} at `{url}`{}", tried(*attempts))]
     Http {
         /// The call.
         operation: Operation,
+        /// How many times the call was made (more than 1: it was retried).
+        attempts: u32,
         /// The request URL.
         url: String,
         /// reqwest's error (it never holds the Authorization header).
@@ -111,6 +114,20 @@ pub enum AzdoError {
         /// Repository.
         repo: String,
     },
+    /// 429 (throttled) or a 5xx (briefly unavailable); retried before it is returned.
+    #[error("Azure DevOps answered HTTP {status} to {operation}{}{}: {message}", retry_after.map(|d| format!(" (Retry-After: {}s)", d.as_secs())).unwrap_or_default(), tried(*attempts))]
+    Busy {
+        /// The call.
+        operation: Operation,
+        /// How many times the call was made (more than 1: it was retried).
+        attempts: u32,
+        /// HTTP status code.
+        status: u16,
+        /// How long the server asked us to wait (`Retry-After`).
+        retry_after: Option<Duration>,
+        /// The server's message (or the status' reason).
+        message: String,
+    },
     /// Any other non-success status.
     #[error("failed to {operation}: HTTP {status}: {message}")]
     Api {
@@ -134,7 +151,34 @@ pub enum AzdoError {
     },
 }
 
+/// ` (tried 4 times)` after a retried call's error.
+fn tried(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" (tried {attempts} times)")
+    } else {
+        String::new()
+    }
+}
+
 impl AzdoError {
+    /// Records that the call was made `total` times (see [`AzdoError::is_transient`]).
+    pub(crate) fn after_attempts(mut self, total: u32) -> AzdoError {
+        if let Self::Busy { attempts, .. } | Self::Http { attempts, .. } = &mut self {
+            *attempts = total;
+        }
+        self
+    }
+
+    /// Whether the same call may succeed later: throttling or a brief outage
+    /// ([`AzdoError::Busy`]), or a connection that could not be made or broke off.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Busy { .. } => true,
+            Self::Http { source, .. } => source.is_connect(),
+            _ => false,
+        }
+    }
+
     /// User-actionable advice for this error.
     pub fn hint(&self) -> Option<String> {
         match self {
@@ -166,6 +210,12 @@ impl AzdoError {
             Self::RepositoryExists { .. } => Some("use the existing repository or choose another name".to_owned()),
             Self::Http { .. } => Some(
                 "check the URL and your network; for Azure DevOps Server with a private CA pass `--ca-file`".to_owned(),
+            ),
+            Self::Busy { status: 429, .. } => Some(
+                "Azure DevOps is throttling this user (see https://learn.microsoft.com/azure/devops/integrate/concepts/rate-limits); wait a few minutes and run the command again".to_owned(),
+            ),
+            Self::Busy { .. } => Some(
+                "Azure DevOps is briefly unavailable; wait a few minutes and run the command again".to_owned(),
             ),
             Self::EmptyCa => Some("pass a PEM file with `-----BEGIN CERTIFICATE-----` blocks".to_owned()),
             Self::Client { .. } | Self::Api { .. } | Self::Decode { .. } => None,

@@ -17,5 +17,7 @@ mod rest;
 mod url;
 
 pub use crate::error::{AzdoError, CredentialKind, Operation};
-pub use crate::rest::{ConnectionData, GitRef, Project, Repository, RestAuth, RestClient};
+pub use crate::rest::{
+    ConnectionData, GitRef, Project, Repository, RestAuth, RestClient, RetryNotice,
+};
 pub use crate::url::{EXPECTED_FORMS, HostKind, RepoUrl, UrlError};

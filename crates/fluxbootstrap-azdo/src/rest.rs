@@ -7,12 +7,13 @@
 
 use fluxbootstrap_auth::ExposeSecret as _;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use fluxbootstrap_auth::SecretString;
 use percent_encoding::utf8_percent_encode;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
@@ -25,6 +26,10 @@ const API_VERSION: &str = "7.1";
 /// `connectionData` exists only as a preview resource.
 const CONNECTION_DATA_API_VERSION: &str = "7.1-preview.1";
 const ZERO_ID: &str = "00000000-0000-0000-0000-000000000000";
+/// How many times a transient failure is retried ([`RestClient::send_paged`]).
+const RETRIES: u32 = 3;
+/// The longest a call keeps retrying, waits included.
+const RETRY_BUDGET: Duration = Duration::from_mins(1);
 
 /// How the client authenticates.
 #[derive(Debug, Clone)]
@@ -44,6 +49,19 @@ pub struct RestClient {
     project: String,
     repo: String,
     credential: CredentialKind,
+    notices: Option<RetryNotices>,
+}
+
+/// Told about each retry: the error, the attempt that follows, the most attempts, the wait.
+pub type RetryNotice = dyn Fn(&str, u32, u32, Duration) + Send + Sync;
+
+#[derive(Clone)]
+struct RetryNotices(Arc<RetryNotice>);
+
+impl std::fmt::Debug for RetryNotices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RetryNotices")
+    }
 }
 
 /// A project (`TeamProject`).
@@ -223,7 +241,15 @@ impl RestClient {
             project: url.project.clone(),
             repo: url.repo.clone(),
             credential,
+            notices: None,
         })
+    }
+
+    /// Calls `notice` before each retry of a throttled or failed request.
+    #[must_use]
+    pub fn on_retry(mut self, notice: Arc<RetryNotice>) -> RestClient {
+        self.notices = Some(RetryNotices(notice));
+        self
     }
 
     /// Checks the credential: who is it? Fails with [`AzdoError::Unauthorized`] when anonymous.
@@ -359,6 +385,13 @@ impl RestClient {
     }
 
     /// [`Self::send`], also returning the `x-ms-continuationtoken` of a paged list.
+    ///
+    /// Throttling (429) and brief outages (5xx), and connections that could not be made, are
+    /// retried up to [`RETRIES`] more times with exponential backoff and jitter; a 429's
+    /// `Retry-After` is waited out when it fits in [`RETRY_BUDGET`], and a longer one ends the
+    /// retries at once. The error that outlasts them says how many calls were made. A POST is repeated too:
+    /// those statuses mean the request was not carried out, and the one POST here (creating
+    /// a repository) cannot be carried out twice.
     async fn send_paged(
         &self,
         operation: Operation,
@@ -368,8 +401,60 @@ impl RestClient {
         query: &[(&str, &str)],
         json: Option<serde_json::Value>,
     ) -> Result<(Vec<u8>, Option<String>), AzdoError> {
+        use backon::Retryable as _;
+        let started = Instant::now();
+        let attempts = AtomicU32::new(1);
+        let policy = backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_secs(1))
+            .with_max_delay(Duration::from_secs(8))
+            .with_max_times(RETRIES as usize)
+            .with_jitter();
+        (|| {
+            self.send_once(
+                operation,
+                method.clone(),
+                url,
+                api_version,
+                query,
+                json.as_ref(),
+            )
+        })
+        .retry(policy)
+        .when(AzdoError::is_transient)
+        .adjust(|err, backoff| {
+            let backoff = backoff?;
+            let wait = match err {
+                AzdoError::Busy {
+                    retry_after: Some(asked),
+                    ..
+                } => backoff.max(*asked),
+                _ => backoff,
+            };
+            (started.elapsed() + wait <= RETRY_BUDGET).then_some(wait)
+        })
+        .notify(|err, delay| {
+            let attempt = attempts.fetch_add(1, Ordering::Relaxed) + 1;
+            if let Some(notices) = &self.notices {
+                (notices.0)(&err.to_string(), attempt, RETRIES + 1, delay);
+            }
+        })
+        .await
+        .map_err(|last| last.after_attempts(attempts.load(Ordering::Relaxed)))
+    }
+
+    /// One request: the body and continuation token, or the error its status means.
+    async fn send_once(
+        &self,
+        operation: Operation,
+        method: Method,
+        url: &str,
+        api_version: &str,
+        query: &[(&str, &str)],
+        json: Option<&serde_json::Value>,
+    ) -> Result<(Vec<u8>, Option<String>), AzdoError> {
         let http_err = |source| AzdoError::Http {
             operation,
+            attempts: 1,
             url: url.to_owned(),
             source,
         };
@@ -381,7 +466,7 @@ impl RestClient {
             .extend_pairs(query);
         let mut request = self.http.request(method, full);
         if let Some(json) = json {
-            request = request.json(&json);
+            request = request.json(json);
         }
         let response = request.send().await.map_err(http_err)?;
         let status = response.status();
@@ -390,6 +475,12 @@ impl RestClient {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.to_ascii_lowercase().contains("text/html"));
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         let continuation = response
             .headers()
             .get("x-ms-continuationtoken")
@@ -420,6 +511,17 @@ impl RestClient {
         let has = |code: &str, key: &str| message.starts_with(code) || type_key == key;
         Err(match status {
             StatusCode::UNAUTHORIZED => self.unauthorized(operation, message),
+            StatusCode::TOO_MANY_REQUESTS
+            | StatusCode::INTERNAL_SERVER_ERROR
+            | StatusCode::BAD_GATEWAY
+            | StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::GATEWAY_TIMEOUT => AzdoError::Busy {
+                operation,
+                attempts: 1,
+                status: status.as_u16(),
+                retry_after,
+                message,
+            },
             _ if has("TF200016", "ProjectDoesNotExistWithNameException")
                 || type_key == "ProjectDoesNotExistException" =>
             {

@@ -201,7 +201,9 @@ impl Checkout {
             let Some(commit) = self.commit(files, message, author)? else {
                 return Ok(None);
             };
-            if self.push(&session, reporter)? {
+            // A push that broke off is repeated as it is: if its ref update landed, the
+            // repeat finds the branch at `commit` already and succeeds without a new commit.
+            if crate::session::retrying(reporter, || self.push(&session, reporter))? {
                 let tracking = format!("refs/remotes/origin/{}", self.branch);
                 self.repo
                     .reference(&tracking, commit, true, "update by push")
@@ -381,16 +383,17 @@ fn fetch(
     reporter: &dyn Reporter,
 ) -> Result<Advertised, GitError> {
     let mut origin = repo.find_remote("origin").map_err(local("find `origin`"))?;
-    let mut options = session.fetch_options(reporter);
-    session.begin();
-    origin
-        .fetch(
-            &[tracking_refspec(branch).as_str()],
-            Some(&mut options),
-            None,
-        )
-        .map_err(|e| session.classify("fetch from", e))?;
-    drop(options);
+    crate::session::retrying(reporter, || {
+        let mut options = session.fetch_options(reporter);
+        session.begin();
+        origin
+            .fetch(
+                &[tracking_refspec(branch).as_str()],
+                Some(&mut options),
+                None,
+            )
+            .map_err(|e| session.classify("fetch from", e))
+    })?;
     let heads = origin
         .list()
         .map_err(|e| session.classify("fetch from", e))?

@@ -124,13 +124,27 @@ pub enum GitError {
         #[source]
         source: git2::Error,
     },
+    /// The server answered 429 (throttled) or a 5xx (briefly unavailable).
+    #[error("Failed to {operation} `{url}`: the server answered HTTP {status}{}", tried(*attempts))]
+    ServerBusy {
+        /// What was being done (`fetch from`, `push to`, `list refs of`).
+        operation: &'static str,
+        /// The remote URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// How many times the operation ran (more than 1: it was retried).
+        attempts: u32,
+    },
     /// Any other failure talking to the remote.
-    #[error("Failed to {operation} `{url}`")]
+    #[error("Failed to {operation} `{url}`{}", tried(*attempts))]
     Transport {
         /// What was being done (`clone`, `fetch from`, `push to`, `list refs of`).
         operation: &'static str,
         /// The remote URL.
         url: String,
+        /// How many times the operation ran (more than 1: it was retried).
+        attempts: u32,
         /// libgit2's error.
         #[source]
         source: git2::Error,
@@ -218,7 +232,43 @@ pub enum GitError {
     },
 }
 
+/// ` (tried 4 times)` after a retried operation's error.
+fn tried(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" (tried {attempts} times)")
+    } else {
+        String::new()
+    }
+}
+
 impl GitError {
+    /// Records that the operation ran `total` times (see [`GitError::is_transient`]).
+    pub(crate) fn after_attempts(mut self, total: u32) -> GitError {
+        if let GitError::ServerBusy { attempts, .. } | GitError::Transport { attempts, .. } =
+            &mut self
+        {
+            *attempts = total;
+        }
+        self
+    }
+
+    /// Whether running the same operation again may succeed: the server throttled us or was
+    /// briefly unavailable ([`GitError::ServerBusy`]), or the connection broke mid-way. A
+    /// push is safe to repeat: it never forces, and a ref update that landed before the
+    /// connection broke makes the repeat a no-op.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            GitError::ServerBusy { .. } => true,
+            GitError::Transport { source, .. } => {
+                matches!(
+                    source.class(),
+                    git2::ErrorClass::Net | git2::ErrorClass::Os | git2::ErrorClass::Ssl
+                ) && !source.message().contains("failed to resolve address")
+            }
+            _ => false,
+        }
+    }
+
     /// Advice the user can act on, if there is any.
     pub fn hint(&self) -> Option<String> {
         let org_or_placeholder =
@@ -281,6 +331,18 @@ impl GitError {
                 "check the URL, the network and any proxy (`HTTPS_PROXY`), or raise the timeout"
                     .to_owned()
             }
+            GitError::ServerBusy { status: 429, .. } => "Azure DevOps is throttling this user; \
+                wait a few minutes and run the command again (a rerun finishes what this one \
+                started, without a second commit)"
+                .to_owned(),
+            GitError::ServerBusy { .. } => "the git server is unavailable; wait a few minutes and \
+                run the command again (a rerun finishes what this one started, without a second \
+                commit)"
+                .to_owned(),
+            GitError::Transport { .. } if self.is_transient() => "the connection broke: check \
+                the network and any proxy, then run the command again (a push either landed or \
+                did not; a rerun finishes it without a second commit)"
+                .to_owned(),
             GitError::BranchNotFound {
                 branch,
                 default_branch: Some(default),

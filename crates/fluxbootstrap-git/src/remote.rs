@@ -74,11 +74,13 @@ pub fn ls_remote(remote: &RemoteOptions) -> Result<Vec<(String, String)>, GitErr
             source,
         })?;
     let reporter = crate::NoReporter;
-    let mut options = session.fetch_options(&reporter);
-    session.begin();
-    anonymous
-        .download::<&str>(&[], Some(&mut options))
-        .map_err(|e| session.classify("list refs of", e))?;
+    crate::session::retrying(&reporter, || {
+        let mut options = session.fetch_options(&reporter);
+        session.begin();
+        anonymous
+            .download::<&str>(&[], Some(&mut options))
+            .map_err(|e| session.classify("list refs of", e))
+    })?;
     let refs = anonymous
         .list()
         .map_err(|e| session.classify("list refs of", e))?

@@ -15,6 +15,12 @@ pub trait Reporter: Sync {
     fn transfer(&self, phase: Phase, done: usize, total: usize) {
         let _ = (phase, done, total);
     }
+
+    /// A network operation failed transiently with `error` and runs again after `delay`, as
+    /// attempt `attempt` of at most `of`.
+    fn retrying(&self, error: &str, attempt: u32, of: u32, delay: std::time::Duration) {
+        let _ = (error, attempt, of, delay);
+    }
 }
 
 /// A [`Reporter`] that ignores everything.

@@ -7,7 +7,7 @@
 use fluxbootstrap_auth::ExposeSecret as _;
 use std::cell::{Cell, RefCell};
 use std::sync::Once;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use git2::{
     CertificateCheckStatus, Cred, CredentialType, FetchOptions, ProxyOptions, PushOptions,
@@ -39,6 +39,8 @@ pub(crate) struct Session<'r> {
     ca: Option<CaBundle>,
     credential_calls: Cell<u32>,
     failure: RefCell<Option<Failure>>,
+    /// When the current network operation began ([`Session::begin`]).
+    began: Cell<Instant>,
 }
 
 impl<'r> Session<'r> {
@@ -71,6 +73,7 @@ impl<'r> Session<'r> {
             ca,
             credential_calls: Cell::new(0),
             failure: RefCell::new(None),
+            began: Cell::new(Instant::now()),
         })
     }
 
@@ -78,6 +81,7 @@ impl<'r> Session<'r> {
     pub(crate) fn begin(&self) {
         self.credential_calls.set(0);
         self.failure.replace(None);
+        self.began.set(Instant::now());
         set_timeouts(self.remote.timeout);
     }
 
@@ -257,16 +261,29 @@ impl<'r> Session<'r> {
             };
         }
         // libgit2 reports its own timeouts as `GIT_TIMEOUT`, but inside TLS the socket's
-        // receive timeout surfaces as OpenSSL seeing `EAGAIN`.
+        // receive timeout surfaces as OpenSSL seeing `EAGAIN`. So does a server that hangs
+        // up without a TLS close (libgit2 then reports a stale `errno`), which is no timeout
+        // when it comes sooner.
+        let eagain = message.contains("Resource temporarily unavailable");
         if source.code() == git2::ErrorCode::Timeout
             || message.contains("timed out")
             || message.contains("Timed out")
-            || message.contains("Resource temporarily unavailable")
+            || (eagain && self.began.get().elapsed() >= self.remote.timeout)
         {
             return GitError::Timeout {
                 url,
                 timeout: self.remote.timeout,
                 source,
+            };
+        }
+        if let Some(status) = http_status(&message)
+            && (status == 429 || (500..600).contains(&status))
+        {
+            return GitError::ServerBusy {
+                operation,
+                url,
+                status,
+                attempts: 1,
             };
         }
         if message.contains("status code: 403") {
@@ -287,6 +304,7 @@ impl<'r> Session<'r> {
         GitError::Transport {
             operation,
             url,
+            attempts: 1,
             source,
         }
     }
@@ -306,6 +324,49 @@ impl<'r> Session<'r> {
             RemoteAuth::None => GitError::AuthenticationRequired { url },
         }
     }
+}
+
+/// Runs `operation` (one libgit2 network call, classified), again after a backoff while it
+/// fails transiently ([`GitError::is_transient`]): up to [`RETRIES`] more times, 1 s, 2 s,
+/// 4 s apart (with jitter). libgit2 does not expose a 429's `Retry-After`, so the backoff
+/// alone spaces the attempts. The error that outlasts the retries says how many were made.
+pub(crate) fn retrying<T>(
+    reporter: &dyn Reporter,
+    mut operation: impl FnMut() -> Result<T, GitError>,
+) -> Result<T, GitError> {
+    use backon::BlockingRetryable as _;
+    let attempts = Cell::new(1_u32);
+    let policy = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_secs(1))
+        .with_max_delay(Duration::from_secs(4))
+        .with_max_times(RETRIES as usize)
+        .with_jitter();
+    (&mut operation)
+        .retry(policy)
+        .when(GitError::is_transient)
+        .notify(|err, delay| {
+            attempts.set(attempts.get() + 1);
+            // The error with its causes (libgit2's words for a broken connection).
+            let mut text = err.to_string();
+            let mut cause = std::error::Error::source(err);
+            while let Some(inner) = cause {
+                text = format!("{text}: {inner}");
+                cause = inner.source();
+            }
+            reporter.retrying(&text, attempts.get(), RETRIES + 1, delay);
+        })
+        .call()
+        .map_err(|last| last.after_attempts(attempts.get()))
+}
+
+/// How many times a transient failure is retried ([`retrying`]).
+const RETRIES: u32 = 3;
+
+/// The status in libgit2's `unexpected http status code: 503`.
+fn http_status(message: &str) -> Option<u16> {
+    let (_, rest) = message.split_once("status code: ")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 fn proxy() -> ProxyOptions<'static> {

@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::process::ChildStdout;
 use tokio_rustls::TlsAcceptor;
 
+use super::faults::{self, FaultAction};
 use super::rest;
 use super::state::{Access, RepoMeta, State, decode_segment, guid};
 
@@ -39,13 +40,61 @@ pub(crate) async fn serve(listener: TcpListener, acceptor: TlsAcceptor, state: A
             };
             let service = hyper::service::service_fn(move |req| {
                 let state = Arc::clone(&state);
-                async move { Ok::<_, Infallible>(handle(&state, req).await) }
+                async move { handle_with_faults(&state, req).await }
             });
             // Connection errors (client went away) are not the server's concern.
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(tls), service)
                 .await;
         });
+    }
+}
+
+/// The server "died" serving a request ([`FaultAction::DieBefore`], [`FaultAction::DieAfter`]):
+/// returned to hyper, it closes the connection without an answer.
+#[derive(Debug)]
+struct ServerDied;
+
+impl std::fmt::Display for ServerDied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the server died (injected fault)")
+    }
+}
+
+impl std::error::Error for ServerDied {}
+
+/// [`handle`], unless an injected fault decides otherwise.
+async fn handle_with_faults(
+    state: &State,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ServerDied> {
+    let segments: Vec<String> = req
+        .uri()
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .filter_map(decode_segment)
+        .collect();
+    let org = segments.first().cloned().unwrap_or_default();
+    let target = faults::target_of(req.method(), &segments, req.uri().query().unwrap_or(""));
+    match state.faults.meet(&org, target) {
+        None => Ok(handle(state, req).await),
+        Some(FaultAction::Status {
+            status,
+            retry_after_secs,
+        }) => Ok(faults::status_response(status, retry_after_secs)),
+        Some(FaultAction::DieBefore) => Err(ServerDied),
+        Some(FaultAction::DieAfter) => {
+            // Let git finish (its whole answer is read, so a push's refs are updated), then
+            // die after the status line: the answer's body breaks off before its first byte.
+            let response = handle(state, req).await;
+            let (parts, body) = response.into_parts();
+            let _ = body.collect().await;
+            let broken = http_body_util::StreamBody::new(futures::stream::once(async {
+                Err::<Frame<Bytes>, _>(std::io::Error::other(ServerDied))
+            }));
+            Ok(Response::from_parts(parts, broken.boxed()))
+        }
     }
 }
 

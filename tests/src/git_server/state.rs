@@ -73,6 +73,8 @@ pub(crate) struct State {
     pub(crate) federation: Mutex<super::entra::Federation>,
     /// `host:port` of the release server the GitHub stand-in forwards to.
     github_releases: Mutex<Option<String>>,
+    /// Injected faults and the log of the requests they watch.
+    pub(crate) faults: super::faults::Faults,
 }
 
 impl State {
@@ -109,6 +111,7 @@ impl State {
             catalog: Mutex::new(Catalog::default()),
             federation: Mutex::default(),
             github_releases: Mutex::default(),
+            faults: super::faults::Faults::default(),
         }
     }
 

@@ -758,3 +758,56 @@ fn atomic_push_is_refused_like_azure_devops() {
     );
     assert!(stderr.contains("atomic"), "{stderr}");
 }
+
+/// Injected faults reach the real git: a 503 and a server that dies after carrying out a push
+/// each fail that push promptly (no hang), only the `DieAfter` push lands, and the faults are
+/// used up. (A server dying before it answers is not among them: curl quietly resends a
+/// request that died on a reused connection, so the real git would succeed.)
+#[test]
+fn injected_faults_fail_real_git_promptly() {
+    use fluxbootstrap_test::{Fault, FaultAction, FaultTarget};
+    let server = GitServer::shared();
+    let repo = new_repo();
+    let client = Client::new();
+    run(client
+        .git(Some(server.pat()))
+        .args(["clone", "-q", &repo.https_url, "work"]));
+    for (n, action) in [
+        FaultAction::Status {
+            status: 503,
+            retry_after_secs: None,
+        },
+        FaultAction::DieAfter,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        client.commit("work", "README.md", &format!("attempt {n}"));
+        server.inject_fault(Fault {
+            org: repo.org.clone(),
+            target: FaultTarget::Push,
+            action,
+            times: 1,
+        });
+        let started = std::time::Instant::now();
+        let stderr = fails(
+            client
+                .git(Some(server.pat()))
+                .env("GIT_HTTP_LOW_SPEED_LIMIT", "1")
+                .env("GIT_HTTP_LOW_SPEED_TIME", "20")
+                .current_dir(client.path("work"))
+                .args(["push", "-q", "origin", "HEAD:refs/heads/main"]),
+        );
+        let took = started.elapsed();
+        assert!(
+            took < std::time::Duration::from_secs(10),
+            "{action:?}: the push took {took:?}: {stderr}"
+        );
+        assert_eq!(server.faults_left(&repo.org), 0, "{action:?}");
+        assert_eq!(
+            repo.branch_sha("main").as_deref() == Some(client.head("work").as_str()),
+            action == FaultAction::DieAfter,
+            "{action:?}: {stderr}"
+        );
+    }
+}

@@ -389,7 +389,7 @@ pub(super) async fn commit_step(
     }
     let spinner = printer.progress(format!("pushing {what}"));
     let (checkout, sha) = tokio::task::spawn_blocking(move || {
-        let sha = checkout.commit_and_push(&files, &message, &author, &GitPrinter);
+        let sha = checkout.commit_and_push(&files, &message, &author, &GitPrinter(printer));
         (checkout, sha)
     })
     .await

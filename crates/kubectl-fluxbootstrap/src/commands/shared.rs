@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, IsTerminal, Read};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -562,7 +563,11 @@ pub(crate) async fn ensure_repository(
             "use the HTTPS URL with `GIT_PASSWORD` set to a PAT with Code (Read, write & manage)"
         ));
     };
-    let client = RestClient::new(repo, auth, ca_pem.cloned())?;
+    let client = RestClient::new(repo, auth, ca_pem.cloned())?.on_retry(Arc::new(
+        move |error: &str, attempt: u32, of: u32, delay: Duration| {
+            retry_warning(printer, error, attempt, of, delay);
+        },
+    ));
     if client.get_repository().await?.is_some() {
         printer.success(format_args!("repository \"{}\" exists", repo.repo));
         return Ok(());
@@ -578,8 +583,15 @@ pub(crate) async fn ensure_repository(
         "creating repository \"{}\" in project \"{}\"",
         repo.repo, repo.project
     ));
-    client.create_repository().await?;
-    printer.success("created repository");
+    match client.create_repository().await {
+        Ok(_) => printer.success("created repository"),
+        // Created between our check and our request: by another client, or by an attempt of
+        // ours whose answer was lost before the retry. Either way it is there to use.
+        Err(fluxbootstrap_azdo::AzdoError::RepositoryExists { .. }) => {
+            printer.success(format_args!("repository \"{}\" exists", repo.repo));
+        }
+        Err(err) => return Err(err.into()),
+    }
     Ok(())
 }
 
@@ -1033,7 +1045,7 @@ pub(crate) async fn clone_repository(
     let create_branch = args.create_branch;
     let _spinner = printer.progress("cloning");
     let mut checkout = tokio::task::spawn_blocking(move || {
-        fluxbootstrap_git::Checkout::clone(&remote, &branch, create_branch, &GitPrinter)
+        fluxbootstrap_git::Checkout::clone(&remote, &branch, create_branch, &GitPrinter(printer))
     })
     .await
     .context("the clone task failed")??;
@@ -1165,10 +1177,23 @@ pub(crate) async fn confirm(question: &str, interactive: bool) -> Result<bool> {
     .context("the prompt task failed")?
 }
 
-/// Draws git transfer progress (nothing yet; the step lines say what is happening).
-pub(crate) struct GitPrinter;
+/// Reports git retries as warnings (transfer progress: nothing yet; the step lines say what
+/// is happening).
+pub(crate) struct GitPrinter(pub(crate) Printer);
 
-impl fluxbootstrap_git::Reporter for GitPrinter {}
+impl fluxbootstrap_git::Reporter for GitPrinter {
+    fn retrying(&self, error: &str, attempt: u32, of: u32, delay: Duration) {
+        retry_warning(self.0, error, attempt, of, delay);
+    }
+}
+
+/// `⚠️ <error>; retrying in 2.0s (attempt 2 of 4)`: git and REST retries read the same.
+fn retry_warning(printer: Printer, error: &str, attempt: u32, of: u32, delay: Duration) {
+    printer.warning(format_args!(
+        "{error}; retrying in {:.1}s (attempt {attempt} of {of})",
+        delay.as_secs_f32()
+    ));
+}
 
 /// Draws cluster progress as flux-style lines.
 pub(crate) struct ClusterPrinter(pub(crate) Printer);

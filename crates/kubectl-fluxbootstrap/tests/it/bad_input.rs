@@ -2,10 +2,7 @@
 //! naming the input, a `hint:` line saying what to do, nothing pushed, nothing applied, and
 //! none of the secrets it was given in the output.
 
-use std::io::Write as _;
-use std::process::Stdio;
-
-use crate::context::{env, temp_dir};
+use crate::context::{env, run, run_with_stdin, temp_dir};
 
 /// One bad input: the plugin's arguments after `azdo` (`{url}`, `{ssh_url}`, `{ns}`, `{ca}`,
 /// `{key}`, `{dir}` replaced), what it reads on stdin, and what the error line must contain.
@@ -212,29 +209,17 @@ fn bad_input_is_refused_with_the_input_named_and_a_hint_and_nothing_written() {
         if let Some(password) = case.password {
             cmd.env("GIT_PASSWORD", fill(password));
         }
-        let output = if let Some(input) = case.stdin {
-            let mut child = cmd
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("the plugin starts");
-            let mut stdin = child.stdin.take().expect("stdin is piped");
-            let _ = stdin.write_all(input);
-            drop(stdin);
-            child.wait_with_output().expect("the plugin finishes")
-        } else {
-            cmd.output().expect("the plugin runs")
+        let (code, stdout, stderr) = match case.stdin {
+            Some(input) => run_with_stdin(&mut cmd, input),
+            None => run(&mut cmd),
         };
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let error = stderr
             .lines()
             .find(|l| l.starts_with("error:"))
             .unwrap_or_default();
         let mut problems = Vec::new();
-        if output.status.code() != Some(1) {
-            problems.push(format!("exit code {:?}, not 1", output.status.code()));
+        if code != 1 {
+            problems.push(format!("exit code {code}, not 1"));
         }
         for name in case.names {
             if !error.contains(name) {
@@ -285,22 +270,14 @@ fn a_piped_pat_with_a_trailing_crlf_is_accepted() {
     let env = env();
     let repo = env.repo();
     let ns = env.namespace();
-    let mut child = env
-        .plugin()
-        .args(["azdo", "--url", &repo.https_url, "--ca-file"])
-        .arg(env.ca_file())
-        .args(["-n", &ns, "--dry-run"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the plugin starts");
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    write!(stdin, "{}\r\n", env.git.pat()).expect("the pipe is writable");
-    drop(stdin);
-    let out = child.wait_with_output().expect("the plugin finishes");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let (code, _, stderr) = run_with_stdin(
+        env.plugin()
+            .args(["azdo", "--url", &repo.https_url, "--ca-file"])
+            .arg(env.ca_file())
+            .args(["-n", &ns, "--dry-run"]),
+        format!("{}\r\n", env.git.pat()).as_bytes(),
+    );
+    assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("cloned repository"), "{stderr}");
     assert!(!stderr.contains(env.git.pat()));
 }

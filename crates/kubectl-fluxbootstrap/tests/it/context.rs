@@ -231,6 +231,28 @@ pub(crate) fn run(cmd: &mut Command) -> (i32, String, String) {
     (out.status.code().unwrap_or(-1), stdout, stderr)
 }
 
+/// [`run`] with `input` piped to stdin (then closed).
+pub(crate) fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> (i32, String, String) {
+    use std::io::Write as _;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the plugin starts");
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    // A plugin that refuses early may close its end first.
+    let _ = stdin.write_all(input);
+    drop(stdin);
+    let out = child.wait_with_output().expect("the plugin finishes");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    scan_plugin_run(cmd, &stdout, &stderr);
+    (out.status.code().unwrap_or(-1), stdout, stderr)
+}
+
 /// The leak scan of one finished plugin run (other programs pass unscanned).
 fn scan_plugin_run(cmd: &Command, stdout: &str, stderr: &str) {
     if cmd.get_program() != env!("CARGO_BIN_EXE_kubectl-fluxbootstrap") {
@@ -253,7 +275,31 @@ pub(crate) fn run_adding_the_public_key(
     env: &Env,
     cmd: &mut Command,
 ) -> (std::process::ExitStatus, String, String) {
-    use std::io::{BufRead as _, Read as _, Write as _};
+    use std::io::Write as _;
+    run_watching(cmd, |line, stdin| {
+        if let Some(key) = line.trim().strip_prefix("✔ public key: ") {
+            assert!(
+                key.starts_with("ssh-rsa "),
+                "Azure DevOps needs an RSA key: {key}"
+            );
+            env.git.add_ssh_key(key);
+        }
+        if line.contains("Please give the key access")
+            || line.contains("add it to the SSH public keys")
+        {
+            let _ = writeln!(stdin, "y");
+        }
+    })
+}
+
+/// Runs the plugin, handing each stderr line to `on_line` as it arrives (with the plugin's
+/// stdin, to answer prompts), then puts the run through the leak scan. Returns (exit status,
+/// stdout, stderr).
+pub(crate) fn run_watching(
+    cmd: &mut Command,
+    mut on_line: impl FnMut(&str, &mut std::process::ChildStdin),
+) -> (std::process::ExitStatus, String, String) {
+    use std::io::{BufRead as _, Read as _};
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -271,18 +317,7 @@ pub(crate) fn run_adding_the_public_key(
     let (mut transcript, mut line) = (String::new(), String::new());
     while stderr.read_line(&mut line).expect("stderr is readable") > 0 {
         transcript.push_str(&line);
-        if let Some(key) = line.trim().strip_prefix("✔ public key: ") {
-            assert!(
-                key.starts_with("ssh-rsa "),
-                "Azure DevOps needs an RSA key: {key}"
-            );
-            env.git.add_ssh_key(key);
-        }
-        if line.contains("Please give the key access")
-            || line.contains("add it to the SSH public keys")
-        {
-            let _ = writeln!(stdin, "y");
-        }
+        on_line(&line, &mut stdin);
         line.clear();
     }
     drop(stdin);

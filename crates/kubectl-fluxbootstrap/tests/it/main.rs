@@ -8,6 +8,7 @@ mod beyond_flux;
 mod bootstrap;
 mod cli;
 mod context;
+mod faults;
 mod fleet;
 mod flux_peer;
 mod guards;
