@@ -12,6 +12,7 @@ mod entra;
 mod faults;
 mod github;
 mod http;
+mod pats;
 mod process;
 mod rest;
 mod sshd;
@@ -26,6 +27,7 @@ use state::{Access, State};
 pub(crate) use entra::AUTHORITY_HOST;
 pub use faults::{Fault, FaultAction, FaultTarget, LoggedRequest};
 pub(crate) use github::HOSTS as GITHUB_HOSTS;
+pub use pats::MintedPatRecord;
 
 /// A running git server: HTTPS (smart HTTP + REST) and SSH on free loopback ports.
 ///
@@ -273,6 +275,23 @@ impl GitServer {
     /// The requests of `org` since its first fault was injected, oldest first.
     pub fn requests(&self, org: &str) -> Vec<LoggedRequest> {
         self.state.faults.log(org)
+    }
+
+    /// The PATs the PAT lifecycle API created in `org`, revoked ones included.
+    pub fn minted_pats(&self, org: &str) -> Vec<MintedPatRecord> {
+        self.state.minted_pats(org)
+    }
+
+    /// Turns on `org`'s policy that disables PAT creation.
+    pub fn disable_pat_creation(&self, org: &str) {
+        self.state.disable_pat_creation(org);
+    }
+
+    /// Whether `token` (a PAT or the Entra token) is valid, and if so whether it may push.
+    pub fn token_can_push(&self, token: &str) -> Option<bool> {
+        self.state
+            .access_for(token)
+            .map(|access| access == state::Access::Full)
     }
 
     /// How many hits the faults injected for `org` have left (0: all were met).

@@ -18,6 +18,8 @@ mod release_server;
 pub use control_plane::{ControlPlane, Workloads};
 pub use egress::EgressProxy;
 pub use flux_binaries::{flux_bin_dir, flux_cli, missing_flux_binaries};
-pub use git_server::{Fault, FaultAction, FaultTarget, GitServer, LoggedRequest, Repo};
+pub use git_server::{
+    Fault, FaultAction, FaultTarget, GitServer, LoggedRequest, MintedPatRecord, Repo,
+};
 pub use kubelet::{IdentityEndpoint, Kubelet};
 pub use release_server::{ReleaseServer, flux_bundle_is_real, flux_bundle_tar_gz, release_path};

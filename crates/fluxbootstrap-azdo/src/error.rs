@@ -26,6 +26,12 @@ pub enum Operation {
     CreateRepository,
     /// `GET _apis/git/repositories/{repo}/refs`.
     ListRefs,
+    /// `POST {vssps}/_apis/tokens/pats`.
+    CreatePat,
+    /// `GET {vssps}/_apis/tokens/pats?authorizationId=`.
+    GetPat,
+    /// `DELETE {vssps}/_apis/tokens/pats?authorizationId=`.
+    RevokePat,
 }
 
 impl fmt::Display for Operation {
@@ -36,6 +42,9 @@ impl fmt::Display for Operation {
             Self::GetRepository => "read the repository",
             Self::CreateRepository => "create the repository",
             Self::ListRefs => "list the branches",
+            Self::CreatePat => "create a personal access token",
+            Self::GetPat => "read a personal access token",
+            Self::RevokePat => "revoke a personal access token",
         })
     }
 }
@@ -128,6 +137,16 @@ pub enum AzdoError {
         /// The server's message (or the status' reason).
         message: String,
     },
+    /// The PAT lifecycle API answered with a `patTokenError` other than `none`.
+    #[error("Azure DevOps refused to {operation}: {error}{}", if message.is_empty() { String::new() } else { format!(" ({message})") })]
+    PatRefused {
+        /// The call.
+        operation: Operation,
+        /// The `patTokenError` value, e.g. `disablePatCreationPolicyViolation`.
+        error: String,
+        /// `patTokenErrorMessage`, when the server sent one.
+        message: String,
+    },
     /// Any other non-success status.
     #[error("failed to {operation}: HTTP {status}: {message}")]
     Api {
@@ -182,6 +201,9 @@ impl AzdoError {
     /// User-actionable advice for this error.
     pub fn hint(&self) -> Option<String> {
         match self {
+            Self::Unauthorized { operation: Operation::CreatePat | Operation::GetPat | Operation::RevokePat, .. } => Some(
+                "the PAT lifecycle API takes only a user's Entra ID token: run `az login` as a member of the organization (a service principal cannot mint PATs)".to_owned(),
+            ),
             Self::Unauthorized { credential: CredentialKind::Pat, org, .. } => Some(format!(
                 "the PAT is invalid, expired or revoked, or not valid for organization `{org}`: create one with the scope Code (Read & write) under User settings > Personal access tokens"
             )),
@@ -217,6 +239,12 @@ impl AzdoError {
             Self::Busy { .. } => Some(
                 "Azure DevOps is briefly unavailable; wait a few minutes and run the command again".to_owned(),
             ),
+            Self::PatRefused { error, .. } => Some(match error.as_str() {
+                "disablePatCreationPolicyViolation" => "the organization's policy restricts who may create PATs: ask an administrator to allow you, or store the push PAT with `--cluster-pat push`".to_owned(),
+                "patLifespanPolicyViolation" => "ask for a shorter lifetime with `--cluster-pat-days` (the organization sets a maximum)".to_owned(),
+                "globalPatPolicyViolation" | "fullScopePatPolicyViolation" => "the organization's PAT policy refused the token; ask an administrator, or use `--cluster-pat push`".to_owned(),
+                _ => "check that `az login` is for a user of the organization, or store the push PAT with `--cluster-pat push`".to_owned(),
+            }),
             Self::EmptyCa => Some("pass a PEM file with `-----BEGIN CERTIFICATE-----` blocks".to_owned()),
             Self::Client { .. } | Self::Api { .. } | Self::Decode { .. } => None,
         }

@@ -18,6 +18,7 @@ mod url;
 
 pub use crate::error::{AzdoError, CredentialKind, Operation};
 pub use crate::rest::{
-    ConnectionData, GitRef, Project, Repository, RestAuth, RestClient, RetryNotice,
+    ConnectionData, GitRef, MintedPat, PatInfo, Project, Repository, RestAuth, RestClient,
+    RetryNotice,
 };
 pub use crate::url::{EXPECTED_FORMS, HostKind, RepoUrl, UrlError};

@@ -25,6 +25,8 @@ use crate::url::RepoUrl;
 const API_VERSION: &str = "7.1";
 /// `connectionData` exists only as a preview resource.
 const CONNECTION_DATA_API_VERSION: &str = "7.1-preview.1";
+/// The PAT lifecycle API exists only as a preview resource.
+const PATS_API_VERSION: &str = "7.1-preview.1";
 const ZERO_ID: &str = "00000000-0000-0000-0000-000000000000";
 /// How many times a transient failure is retried ([`RestClient::send_paged`]).
 const RETRIES: u32 = 3;
@@ -62,6 +64,54 @@ impl std::fmt::Debug for RetryNotices {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("RetryNotices")
     }
+}
+
+/// A personal access token the PAT lifecycle API created.
+#[derive(Debug, Clone)]
+pub struct MintedPat {
+    /// The id that gets, updates and revokes it (never a secret).
+    pub authorization_id: String,
+    /// The token itself.
+    pub token: SecretString,
+    /// When it expires (RFC 3339), as the server set it: a lifetime over the organization's
+    /// maximum is shortened to the maximum.
+    pub valid_to: String,
+}
+
+/// What the PAT lifecycle API says about a PAT (never the token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatInfo {
+    /// Its name.
+    pub display_name: String,
+    /// Its scopes, space-separated.
+    pub scope: String,
+    /// When it expires (RFC 3339).
+    pub valid_to: String,
+}
+
+#[derive(Deserialize)]
+struct PatTokenResult {
+    #[serde(default, rename = "patToken")]
+    token: Option<RawPatToken>,
+    #[serde(default, rename = "patTokenError")]
+    error: Option<String>,
+    #[serde(default, rename = "patTokenErrorMessage")]
+    error_message: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawPatToken {
+    #[serde(default)]
+    authorization_id: Option<String>,
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    valid_to: Option<String>,
 }
 
 /// A project (`TeamProject`).
@@ -242,6 +292,116 @@ impl RestClient {
             repo: url.repo.clone(),
             credential,
             notices: None,
+        })
+    }
+
+    /// A client for the PAT lifecycle API of `url`'s organization ([`RepoUrl::vssps_base`]):
+    /// it takes only a user's Entra token, never a PAT.
+    pub fn for_pats(
+        url: &RepoUrl,
+        entra_token: SecretString,
+        ca_pem: Option<Vec<u8>>,
+    ) -> Result<RestClient, AzdoError> {
+        let mut client = RestClient::new(url, RestAuth::Bearer(entra_token), ca_pem)?;
+        client.base = url.vssps_base();
+        Ok(client)
+    }
+
+    /// Creates a PAT for the signed-in user, for this organization only, with `scope`
+    /// (space-separated, e.g. `vso.code`) until `valid_to` (RFC 3339).
+    pub async fn create_pat(
+        &self,
+        display_name: &str,
+        scope: &str,
+        valid_to: &str,
+    ) -> Result<MintedPat, AzdoError> {
+        let url = format!("{}/_apis/tokens/pats", self.base);
+        let op = Operation::CreatePat;
+        let body = serde_json::json!({
+            "displayName": display_name,
+            "scope": scope,
+            "validTo": valid_to,
+            "allOrgs": false,
+        });
+        let body = self
+            .send(op, Method::POST, &url, PATS_API_VERSION, &[], Some(body))
+            .await?;
+        let result: PatTokenResult = decode(op, &url, &body)?;
+        let pat = self.pat_result(op, result)?;
+        match (pat.authorization_id, pat.token) {
+            (Some(authorization_id), Some(token)) if !token.is_empty() => Ok(MintedPat {
+                authorization_id,
+                token: SecretString::from(token),
+                valid_to: pat.valid_to.unwrap_or_default(),
+            }),
+            _ => Err(AzdoError::PatRefused {
+                operation: op,
+                error: "noToken".to_owned(),
+                message: "the answer holds no token".to_owned(),
+            }),
+        }
+    }
+
+    /// The PAT with `authorization_id`, or `None` when the server does not know it.
+    pub async fn get_pat(&self, authorization_id: &str) -> Result<Option<PatInfo>, AzdoError> {
+        let url = format!("{}/_apis/tokens/pats", self.base);
+        let op = Operation::GetPat;
+        let query = [("authorizationId", authorization_id)];
+        let body = match self
+            .send(op, Method::GET, &url, PATS_API_VERSION, &query, None)
+            .await
+        {
+            Ok(body) => body,
+            Err(AzdoError::Api { status: 404, .. }) => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        let result: PatTokenResult = decode(op, &url, &body)?;
+        let pat = self.pat_result(op, result)?;
+        Ok(Some(PatInfo {
+            display_name: pat.display_name.unwrap_or_default(),
+            scope: pat.scope.unwrap_or_default(),
+            valid_to: pat.valid_to.unwrap_or_default(),
+        }))
+    }
+
+    /// Revokes the PAT with `authorization_id`.
+    pub async fn revoke_pat(&self, authorization_id: &str) -> Result<(), AzdoError> {
+        let url = format!("{}/_apis/tokens/pats", self.base);
+        let query = [("authorizationId", authorization_id)];
+        self.send(
+            Operation::RevokePat,
+            Method::DELETE,
+            &url,
+            PATS_API_VERSION,
+            &query,
+            None,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// The token of a `PatTokenResult`, or the refusal it carries (`patTokenError` other
+    /// than `none`).
+    fn pat_result(
+        &self,
+        operation: Operation,
+        result: PatTokenResult,
+    ) -> Result<RawPatToken, AzdoError> {
+        let _ = self;
+        match result.error.as_deref() {
+            None | Some("" | "none") => {}
+            Some(error) => {
+                return Err(AzdoError::PatRefused {
+                    operation,
+                    error: error.to_owned(),
+                    message: result.error_message.unwrap_or_default(),
+                });
+            }
+        }
+        result.token.ok_or_else(|| AzdoError::PatRefused {
+            operation,
+            error: "noToken".to_owned(),
+            message: "the answer holds no token".to_owned(),
         })
     }
 

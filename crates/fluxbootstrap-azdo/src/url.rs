@@ -269,6 +269,18 @@ impl RepoUrl {
         )
     }
 
+    /// The organization's identity service (`vssps`) base, where the PAT lifecycle API lives:
+    /// `https://vssps.dev.azure.com/{org}` for Azure DevOps Services; on a server, the
+    /// collection's own base (Azure DevOps Server has no such API and answers 404).
+    pub fn vssps_base(&self) -> String {
+        match self.kind {
+            HostKind::Cloud | HostKind::LegacyVisualStudio => {
+                format!("https://vssps.dev.azure.com/{}", enc(&self.org))
+            }
+            HostKind::Server => self.rest_base(),
+        }
+    }
+
     /// The SSH endpoint as `host` or `host:port` (`[v6]:port` for IPv6).
     pub fn ssh_host(&self) -> String {
         let host = bracket(&self.ssh.host);

@@ -112,4 +112,41 @@ impl Cluster {
                 .collect()
         }))
     }
+
+    /// The annotation `key` of Secret `namespace/name`, or `None` (no Secret, or no such
+    /// annotation).
+    pub async fn secret_annotation(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+    ) -> Result<Option<String>, ClusterError> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let secret = api
+            .get_metadata_opt(name)
+            .await
+            .map_err(self.api_err(format!("get Secret `{namespace}/{name}`")))?;
+        Ok(secret.and_then(|s| s.metadata.annotations?.remove(key)))
+    }
+
+    /// Sets (or with `None` removes) the annotation `key` of Secret `namespace/name`, with
+    /// this tool's own field manager (the Secret's data stays flux's).
+    pub async fn annotate_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<(), ClusterError> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let patch = serde_json::json!({ "metadata": { "annotations": { key: value } } });
+        let params = kube::api::PatchParams {
+            field_manager: Some("kubectl-fluxbootstrap".to_owned()),
+            ..kube::api::PatchParams::default()
+        };
+        api.patch(name, &params, &kube::api::Patch::Merge(&patch))
+            .await
+            .map_err(self.api_err(format!("annotate Secret `{namespace}/{name}`")))?;
+        Ok(())
+    }
 }

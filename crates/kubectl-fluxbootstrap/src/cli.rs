@@ -173,6 +173,15 @@ pub(crate) enum OutputFormat {
     Json,
 }
 
+/// `--cluster-pat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ClusterPat {
+    /// Store the push PAT in the cluster (what flux does)
+    Push,
+    /// Mint a read-only PAT for the cluster and store only that
+    Mint,
+}
+
 /// `--color`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum ColorChoice {
@@ -466,6 +475,17 @@ pub(crate) struct AzdoArgs {
     /// Create the repository through the Azure DevOps REST API when it does not exist
     #[arg(long)]
     pub(crate) create_repository: bool,
+
+    /// What the cluster's Secret holds in token auth: `push` the push PAT (as flux does),
+    /// `mint` a read-only PAT (Code (Read)) made for this cluster with your Entra ID token
+    /// from `az login`
+    #[arg(long, value_enum, default_value = "push", value_name = "WHICH")]
+    pub(crate) cluster_pat: ClusterPat,
+
+    /// Lifetime of a minted cluster PAT, in days (the organization may set a lower maximum)
+    #[arg(long, default_value_t = 90, value_name = "DAYS",
+          value_parser = clap::value_parser!(u32).range(1..=365))]
+    pub(crate) cluster_pat_days: u32,
 
     /// Show what would change in the repository and the cluster; write nothing
     #[arg(long)]

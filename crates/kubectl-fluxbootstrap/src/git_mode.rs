@@ -39,11 +39,29 @@ pub(crate) struct ModeFlags<'a> {
     pub(crate) ssh_hostname: Option<&'a str>,
     pub(crate) provider: Option<&'a str>,
     pub(crate) azure_client_id: Option<&'a str>,
+    /// `--cluster-pat`: only token auth stores a PAT in the cluster, so only it can mint one.
+    pub(crate) cluster_pat: crate::cli::ClusterPat,
 }
 
 impl GitMode {
     /// Picks the mode, refusing contradictory flags with a hint.
     pub(crate) fn from_flags(flags: ModeFlags<'_>) -> Result<GitMode, Hinted> {
+        let mode = Self::from_auth_flags(flags)?;
+        if flags.cluster_pat == crate::cli::ClusterPat::Mint
+            && !matches!(mode, GitMode::Token { .. })
+        {
+            return Err(Hinted::new(
+                format!(
+                    "`--cluster-pat mint` needs token auth, but the mode is `{}`",
+                    mode.name()
+                ),
+                "the cluster stores a PAT only in token auth: pass the repository's HTTPS URL without `--ssh-hostname` or `--provider azure`, or drop `--cluster-pat mint`",
+            ));
+        }
+        Ok(mode)
+    }
+
+    fn from_auth_flags(flags: ModeFlags<'_>) -> Result<GitMode, Hinted> {
         if flags.provider == Some("azure") {
             if flags.url_is_ssh || flags.ssh_hostname.is_some() {
                 return Err(Hinted::new(
@@ -152,6 +170,7 @@ mod tests {
             ssh_hostname: None,
             provider: None,
             azure_client_id: None,
+            cluster_pat: crate::cli::ClusterPat::Push,
         }
     }
 
@@ -197,6 +216,7 @@ mod tests {
             provider: Some("azure"),
             ssh_hostname: Some("h"),
             azure_client_id: Some("8d2f4c1e-6a0b-4f1e-9c3d-2b7a5e9f0c41"),
+            cluster_pat: crate::cli::ClusterPat::Push,
             ..flags()
         };
         assert!(GitMode::from_flags(f).is_err());
@@ -207,6 +227,7 @@ mod tests {
         let azure = |client_id| ModeFlags {
             provider: Some("azure"),
             azure_client_id: client_id,
+            cluster_pat: crate::cli::ClusterPat::Push,
             ..flags()
         };
         for missing in [None, Some(""), Some("  ")] {

@@ -115,7 +115,9 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
     else {
         return text(StatusCode::BAD_REQUEST, "invalid percent-encoding in path");
     };
-    if segments.iter().any(|s| s == "_apis") {
+    if super::pats::is_pats_route(&segments) {
+        super::pats::handle(state, req, &segments[0]).await
+    } else if segments.iter().any(|s| s == "_apis") {
         rest::handle(state, req, &segments).await
     } else if segments.iter().any(|s| s == "_git") {
         git(state, req, &segments).await

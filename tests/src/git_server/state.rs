@@ -75,6 +75,8 @@ pub(crate) struct State {
     github_releases: Mutex<Option<String>>,
     /// Injected faults and the log of the requests they watch.
     pub(crate) faults: super::faults::Faults,
+    /// PATs the PAT lifecycle API created, and the organizations that disabled PAT creation.
+    minted: Mutex<(Vec<super::pats::MintedPatRecord>, Vec<String>)>,
 }
 
 impl State {
@@ -112,6 +114,7 @@ impl State {
             federation: Mutex::default(),
             github_releases: Mutex::default(),
             faults: super::faults::Faults::default(),
+            minted: Mutex::default(),
         }
     }
 
@@ -184,6 +187,59 @@ impl State {
             .lock()
             .expect("the PAT table lock is never poisoned")
             .remove(pat);
+    }
+
+    fn minted(
+        &self,
+    ) -> std::sync::MutexGuard<'_, (Vec<super::pats::MintedPatRecord>, Vec<String>)> {
+        self.minted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn record_minted_pat(&self, pat: super::pats::MintedPatRecord) {
+        self.minted().0.push(pat);
+    }
+
+    pub(crate) fn minted_pats(&self, org: &str) -> Vec<super::pats::MintedPatRecord> {
+        self.minted()
+            .0
+            .iter()
+            .filter(|p| same(&p.org, org))
+            .cloned()
+            .collect()
+    }
+
+    pub(crate) fn minted_pat(&self, org: &str, id: &str) -> Option<super::pats::MintedPatRecord> {
+        self.minted_pats(org)
+            .into_iter()
+            .find(|p| p.authorization_id == id)
+    }
+
+    /// Revokes a minted PAT; false when there is none with `id`.
+    pub(crate) fn revoke_minted_pat(&self, org: &str, id: &str) -> bool {
+        let token = {
+            let mut minted = self.minted();
+            let Some(pat) = minted
+                .0
+                .iter_mut()
+                .find(|p| same(&p.org, org) && p.authorization_id == id)
+            else {
+                return false;
+            };
+            pat.revoked = true;
+            pat.token.clone()
+        };
+        self.revoke_pat(&token);
+        true
+    }
+
+    pub(crate) fn disable_pat_creation(&self, org: &str) {
+        self.minted().1.push(org.to_owned());
+    }
+
+    pub(crate) fn pat_creation_disabled(&self, org: &str) -> bool {
+        self.minted().1.iter().any(|o| same(o, org))
     }
 
     fn catalog(&self) -> std::sync::MutexGuard<'_, Catalog> {
@@ -440,7 +496,7 @@ pub(crate) fn guid() -> String {
 }
 
 /// A random 52-character PAT in the classic Azure DevOps alphabet.
-fn random_pat() -> String {
+pub(crate) fn random_pat() -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
     let mut out = String::with_capacity(52);
     while out.len() < 52 {

@@ -65,6 +65,7 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
         ssh_hostname: args.ssh_hostname.as_deref(),
         provider: args.render.provider.as_deref(),
         azure_client_id: args.render.azure_client_id.as_deref(),
+        cluster_pat: args.cluster_pat,
     })?;
     let paths = RepoPaths::new(&args.render.path, namespace)?;
     let install = shared::install_options(&args.render, namespace)?;
@@ -219,36 +220,27 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
         printer,
     )
     .await?;
-    if let Some(data) = secret {
+    if let Some(secret) = secret {
         let name = &args.render.secret_name;
-        if args.dry_run {
-            // A dry-run apply would fail in a namespace this run has not created; compare instead.
-            let verb = match cluster.get_secret(namespace, name).await? {
-                None => "created",
-                Some(live) if fluxbootstrap_auth::same_secret_data(&live, &data) => {
-                    "left unchanged"
-                }
-                Some(_) => "updated",
-            };
-            printer.success(format_args!(
-                "source secret \"{namespace}/{name}\" would be {verb}"
-            ));
-        } else {
+        if !args.dry_run {
             printer.action(format_args!(
                 "applying source secret \"{namespace}/{name}\""
             ));
-            let change = cluster
-                .reconcile_secret(namespace, name, data, false)
-                .await
-                .context("failed to reconcile the source secret")?;
-            if change != Change::Unchanged {
-                summary.writes += 1;
+        }
+        match shared::write_source_secret(&cluster, namespace, name, &secret, args.dry_run).await? {
+            shared::SecretWrite::WouldBe(verb) => printer.success(format_args!(
+                "source secret \"{namespace}/{name}\" would be {verb}"
+            )),
+            shared::SecretWrite::Done(change) => {
+                if change != Change::Unchanged {
+                    summary.writes += 1;
+                }
+                summary.secret = Some(mode.name());
+                printer.success(format_args!(
+                    "reconciled source secret ({})",
+                    change_word(change)
+                ));
             }
-            summary.secret = Some(mode.name());
-            printer.success(format_args!(
-                "reconciled source secret ({})",
-                change_word(change)
-            ));
         }
     } else if !matches!(mode, GitMode::AzureProvider { .. }) {
         printer.success("source secret up to date");

@@ -22,6 +22,7 @@ pub(crate) async fn run(args: &ExportArgs, global: &GlobalArgs, printer: Printer
         ssh_hostname: None,
         provider: args.render.provider.as_deref(),
         azure_client_id: args.render.azure_client_id.as_deref(),
+        cluster_pat: crate::cli::ClusterPat::Push,
     })?;
     let paths = RepoPaths::new(&args.render.path, namespace)?;
     let install = shared::install_options(&args.render, namespace)?;

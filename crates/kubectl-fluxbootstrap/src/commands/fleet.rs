@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use fluxbootstrap_auth::SecretBytes;
 use fluxbootstrap_cluster::{
     ApplyEntry, ApplyOptions, ApplyReporter, Change, Cluster, KubeOptions, PreflightReport,
     PreflightRequest, WaitReporter, WaitSpec, WaitTarget,
@@ -114,7 +113,7 @@ struct Ready {
     target: Target,
     cluster: Cluster,
     preflight: PreflightReport,
-    secret: Option<BTreeMap<String, SecretBytes>>,
+    secret: Option<shared::SourceSecret>,
     spent: Duration,
 }
 
@@ -132,6 +131,7 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
         ssh_hostname: args.ssh_hostname.as_deref(),
         provider: args.render.provider.as_deref(),
         azure_client_id: args.render.azure_client_id.as_deref(),
+        cluster_pat: args.cluster_pat,
     })?;
     let targets = select_targets(args, global)?;
     let install = shared::install_options(&args.render, namespace)?;
@@ -930,27 +930,19 @@ async fn converge(
         ));
     }
 
-    if let Some(data) = &item.secret {
+    if let Some(secret) = &item.secret {
         let name = &job.secret_name;
-        if job.dry_run {
-            let verb = match cluster.get_secret(namespace, name).await? {
-                None => "created",
-                Some(live) if fluxbootstrap_auth::same_secret_data(&live, data) => "left unchanged",
-                Some(_) => "updated",
-            };
-            printer.success(format_args!(
+        match shared::write_source_secret(cluster, namespace, name, secret, job.dry_run).await? {
+            shared::SecretWrite::WouldBe(verb) => printer.success(format_args!(
                 "{context}: source secret \"{namespace}/{name}\" would be {verb}"
-            ));
-        } else {
-            let change = cluster
-                .reconcile_secret(namespace, name, data.clone(), false)
-                .await
-                .context("failed to reconcile the source secret")?;
-            counts.secret_changed |= change != Change::Unchanged;
-            printer.success(format_args!(
-                "{context}: reconciled source secret ({})",
-                change_word(change)
-            ));
+            )),
+            shared::SecretWrite::Done(change) => {
+                counts.secret_changed |= change != Change::Unchanged;
+                printer.success(format_args!(
+                    "{context}: reconciled source secret ({})",
+                    change_word(change)
+                ));
+            }
         }
     }
 

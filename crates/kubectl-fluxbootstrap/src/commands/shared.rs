@@ -918,6 +918,127 @@ fn sparse_checkout(render: &RenderArgs, paths: &RepoPaths) -> Result<Vec<String>
     Ok(dirs)
 }
 
+/// The source Secret a bootstrap writes: its data, and the authorization id of the cluster PAT
+/// minted for it (`--cluster-pat mint`), which goes into [`MINTED_PAT_ANNOTATION`].
+pub(crate) struct SourceSecret {
+    pub(crate) data: BTreeMap<String, SecretBytes>,
+    pub(crate) minted_pat: Option<String>,
+}
+
+/// The annotation on the source Secret that holds a minted cluster PAT's authorization id
+/// (what revokes it; never the token).
+pub(crate) const MINTED_PAT_ANNOTATION: &str = "fluxbootstrap.io/cluster-pat-authorization-id";
+
+/// What writing the source Secret did, or in a dry run would do.
+pub(crate) enum SecretWrite {
+    /// Dry run: `created`, `left unchanged` or `updated`.
+    WouldBe(&'static str),
+    /// Written.
+    Done(Change),
+}
+
+/// Writes `secret` as Secret `namespace/name` (in a dry run, says what would happen): the
+/// one path azdo and fleet write it through.
+pub(crate) async fn write_source_secret(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    secret: &SourceSecret,
+    dry_run: bool,
+) -> Result<SecretWrite> {
+    if dry_run {
+        // A dry-run apply would fail in a namespace this run has not created; compare instead.
+        return Ok(SecretWrite::WouldBe(
+            match cluster.get_secret(namespace, name).await? {
+                None => "created",
+                Some(live) if fluxbootstrap_auth::same_secret_data(&live, &secret.data) => {
+                    "left unchanged"
+                }
+                Some(_) => "updated",
+            },
+        ));
+    }
+    let change = cluster
+        .reconcile_secret(namespace, name, secret.data.clone(), false)
+        .await
+        .context("failed to reconcile the source secret")?;
+    if let Some(id) = &secret.minted_pat {
+        cluster
+            .annotate_secret(namespace, name, MINTED_PAT_ANNOTATION, Some(id))
+            .await?;
+    }
+    Ok(SecretWrite::Done(change))
+}
+
+/// `--cluster-pat mint`: a read-only PAT (scope Code (Read)) minted for this cluster with the
+/// user's Entra ID token from the Azure CLI, or `None` when the Secret already holds one
+/// minted before (kept, like an SSH key: a rerun must not mint a PAT each time).
+async fn minted_cluster_secret(
+    args: &AzdoArgs,
+    repo: &RepoUrl,
+    cluster: &Cluster,
+    namespace: &str,
+    ca_pem: Option<&Vec<u8>>,
+    printer: Printer,
+) -> Result<Option<SourceSecret>> {
+    let name = &args.render.secret_name;
+    if let Some(id) = cluster
+        .secret_annotation(namespace, name, MINTED_PAT_ANNOTATION)
+        .await?
+    {
+        printer.success(format_args!(
+            "source secret \"{namespace}/{name}\" holds the cluster PAT minted before (authorization id {id}); kept"
+        ));
+        return Ok(None);
+    }
+    let display_name = format!("flux {}/{namespace} {}", cluster.context(), repo.repo);
+    if args.dry_run {
+        printer.success(format_args!(
+            "a read-only PAT \"{display_name}\" would be minted for the cluster"
+        ));
+        return Ok(None);
+    }
+    printer.action("getting an Entra ID token from the Azure CLI to mint the cluster PAT");
+    let entra = fluxbootstrap_auth::azure_cli_token(None).await?;
+    let client = RestClient::for_pats(repo, entra.token, ca_pem.cloned())?.on_retry(Arc::new(
+        move |error: &str, attempt: u32, of: u32, delay: Duration| {
+            retry_warning(printer, error, attempt, of, delay);
+        },
+    ));
+    let asked = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_hours(
+            24 * i64::from(args.cluster_pat_days),
+        ))
+        .context("the cluster PAT's expiry is out of range")?;
+    let asked_text = asked.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    let minted = client
+        .create_pat(&display_name, "vso.code", &asked_text)
+        .await?;
+    let shortened = minted
+        .valid_to
+        .parse::<jiff::Timestamp>()
+        .is_ok_and(|got| got + jiff::SignedDuration::from_hours(1) < asked);
+    if shortened {
+        printer.warning(format_args!(
+            "the organization's maximum PAT lifetime shortened the cluster PAT to {}",
+            minted.valid_to
+        ));
+    }
+    printer.success(format_args!(
+        "minted read-only PAT \"{display_name}\" for the cluster, valid until {}",
+        minted.valid_to
+    ));
+    Ok(Some(SourceSecret {
+        data: crate::commands::azdo::token_secret(
+            &args.repo.username,
+            &minted.token,
+            false,
+            ca_pem,
+        ),
+        minted_pat: Some(minted.authorization_id),
+    }))
+}
+
 /// The Secret for the mode, or `None` when it is to be kept as it is (or there is none).
 #[expect(
     clippy::too_many_arguments,
@@ -934,18 +1055,24 @@ pub(crate) async fn secret_for_mode(
     cluster: &Cluster,
     namespace: &str,
     printer: Printer,
-) -> Result<Option<BTreeMap<String, SecretBytes>>> {
+) -> Result<Option<SourceSecret>> {
     let secret_name = &args.render.secret_name;
     match mode {
         GitMode::AzureProvider { .. } => Ok(None),
+        GitMode::Token { .. } if args.cluster_pat == crate::cli::ClusterPat::Mint => {
+            minted_cluster_secret(args, repo, cluster, namespace, ca_pem, printer).await
+        }
         GitMode::Token { bearer } => {
             let token = push.token().context("token auth without a token")?;
-            Ok(Some(crate::commands::azdo::token_secret(
-                &repo_args.username,
-                token,
-                *bearer,
-                ca_pem,
-            )))
+            Ok(Some(SourceSecret {
+                data: crate::commands::azdo::token_secret(
+                    &repo_args.username,
+                    token,
+                    *bearer,
+                    ca_pem,
+                ),
+                minted_pat: None,
+            }))
         }
         GitMode::Ssh | GitMode::TokenPushSshSync { .. } => {
             printer.action(format_args!(
@@ -1004,7 +1131,10 @@ pub(crate) async fn secret_for_mode(
                     fluxbootstrap_auth::secret_bytes(passphrase),
                 );
             }
-            Ok(Some(data))
+            Ok(Some(SourceSecret {
+                data,
+                minted_pat: None,
+            }))
         }
     }
 }

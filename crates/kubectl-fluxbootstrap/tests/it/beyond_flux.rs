@@ -1,7 +1,6 @@
 //! What flux cannot do: workload identity with a stand-in `az`, repository creation, PAT
 //! rotation, and the `check`, `export` and `uninstall` companions.
 
-use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use fluxbootstrap_test::{ControlPlane, Repo};
@@ -45,24 +44,8 @@ fn azure_provider_stores_no_credential_in_the_cluster() {
     // `real_flux_cluster`).
     let ns = "flux-system";
     let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
-    // A stand-in `az` that answers like `az account get-access-token` does.
     let (_dir, bin) = temp_dir();
-    let az = bin.join("az");
-    std::fs::write(
-        &az,
-        format!(
-            "#!/bin/sh\ncat <<'JSON'\n{{\"accessToken\": \"{}\", \"expiresOn\": \"2099-01-01 00:00:00.000000\", \"expires_on\": 4070908800, \"tenant\": \"{}\", \"tokenType\": \"Bearer\"}}\nJSON\n",
-            env.git.bearer_token(),
-            env.git.tenant_id()
-        ),
-    )
-    .expect("the stand-in az is written");
-    std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755))
-        .expect("az is executable");
-    let path = std::env::join_paths([bin.clone(), ControlPlane::bin_dir()].into_iter().chain(
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
-    ))
-    .expect("PATH entries contain no separator");
+    let path = crate::context::path_with_stand_in_az(env, &bin);
     let out = run(env
         .plugin_on(&cluster)
         .args([

@@ -327,6 +327,28 @@ pub(crate) fn run_watching(
     (status, stdout, transcript)
 }
 
+/// A `PATH` whose `az` is a stand-in in `bin` answering like `az account get-access-token`
+/// with the harness's Entra token, followed by kubectl's directory and the inherited `PATH`.
+pub(crate) fn path_with_stand_in_az(env: &Env, bin: &Path) -> std::ffi::OsString {
+    use std::os::unix::fs::PermissionsExt as _;
+    let az = bin.join("az");
+    std::fs::write(
+        &az,
+        format!(
+            "#!/bin/sh\ncat <<'JSON'\n{{\"accessToken\": \"{}\", \"expiresOn\": \"2099-01-01 00:00:00.000000\", \"expires_on\": 4070908800, \"tenant\": \"{}\", \"tokenType\": \"Bearer\"}}\nJSON\n",
+            env.git.bearer_token(),
+            env.git.tenant_id()
+        ),
+    )
+    .expect("the stand-in az is written");
+    std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755))
+        .expect("az is executable");
+    std::env::join_paths([bin.to_owned(), ControlPlane::bin_dir()].into_iter().chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .expect("PATH entries contain no separator")
+}
+
 /// The snapshot text of a run: exit code, stdout and stderr.
 pub(crate) fn transcript((code, stdout, stderr): &(i32, String, String)) -> String {
     format!(

@@ -7,6 +7,7 @@ mod bad_input;
 mod beyond_flux;
 mod bootstrap;
 mod cli;
+mod cluster_pat;
 mod context;
 mod faults;
 mod fleet;

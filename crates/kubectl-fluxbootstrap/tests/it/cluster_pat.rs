@@ -1,0 +1,202 @@
+//! `--cluster-pat mint`: the cluster gets a read-only PAT minted for it through the PAT
+//! lifecycle API with the user's Entra token (a stand-in `az`), never the push PAT.
+
+use base64::Engine as _;
+
+use crate::context::{
+    assert_flux_synced, commit_subjects, env, path_with_stand_in_az, real_flux_cluster, run,
+    temp_dir,
+};
+
+/// A minted PAT is all the cluster holds: scope Code (Read), named after the cluster and
+/// namespace, unable to push, its authorization id on the Secret; the push PAT is nowhere in
+/// the cluster; the real Flux syncs with the minted PAT; a rerun keeps it (mints no second).
+#[test]
+fn a_minted_read_only_pat_is_all_the_cluster_holds() {
+    let env = env();
+    let Some(cluster) = real_flux_cluster(env) else {
+        return;
+    };
+    let repo = env.repo();
+    let ns = env.namespace();
+    let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
+    let (_dir, bin) = temp_dir();
+    let path = path_with_stand_in_az(env, &bin);
+    let args = [
+        "azdo",
+        "--url",
+        &repo.https_url,
+        "--ca-file",
+        &ca,
+        "--path",
+        "clusters/minted",
+        "-n",
+        &ns,
+        "--cluster-pat",
+        "mint",
+        "--cluster-pat-days",
+        "30",
+        "--timeout",
+        "3m",
+    ];
+    let bootstrap = || {
+        run(env
+            .plugin_on(&cluster)
+            .args(args)
+            .env("PATH", &path)
+            .env("GIT_PASSWORD", env.git.pat()))
+    };
+    let (code, _, stderr) = bootstrap();
+    assert_eq!(
+        code,
+        0,
+        "bootstrap with a minted PAT failed (logs under {}):\n{stderr}",
+        cluster.dir().display()
+    );
+    let minted: Vec<_> = env
+        .git
+        .minted_pats(&repo.org)
+        .into_iter()
+        .filter(|p| p.display_name.contains(&ns))
+        .collect();
+    assert_eq!(minted.len(), 1, "{minted:#?}\n{stderr}");
+    let pat = &minted[0];
+    assert_eq!(pat.scope, "vso.code");
+    assert!(!pat.revoked);
+    assert_eq!(env.git.token_can_push(&pat.token), Some(false), "read-only");
+    let valid_to: jiff::Timestamp = pat.valid_to.parse().expect("RFC 3339");
+    let days = valid_to.duration_since(jiff::Timestamp::now()).as_hours() / 24;
+    assert!((29..=30).contains(&days), "valid for {days} days");
+    assert!(stderr.contains("minted read-only PAT"), "{stderr}");
+
+    let kubectl = |args: &[&str]| {
+        let out = cluster.kubectl().args(args).output().expect("kubectl runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let password = kubectl(&[
+        "-n",
+        &ns,
+        "get",
+        "secret",
+        "flux-system",
+        "-o=jsonpath={.data.password}",
+    ]);
+    let password = base64::engine::general_purpose::STANDARD
+        .decode(password.trim())
+        .expect("base64");
+    assert_eq!(
+        password,
+        pat.token.as_bytes(),
+        "the Secret holds the minted PAT"
+    );
+    let annotation = kubectl(&[
+        "-n",
+        &ns,
+        "get",
+        "secret",
+        "flux-system",
+        r"-o=jsonpath={.metadata.annotations.fluxbootstrap\.io/cluster-pat-authorization-id}",
+    ]);
+    assert_eq!(annotation, pat.authorization_id);
+    let push_pat = env.git.pat();
+    let every_secret = kubectl(&["get", "secrets", "-A", "-o", "json"]);
+    for form in [
+        push_pat.to_owned(),
+        base64::engine::general_purpose::STANDARD.encode(push_pat),
+    ] {
+        assert!(
+            !every_secret.contains(&form),
+            "the push PAT is stored in the cluster"
+        );
+    }
+    assert_flux_synced(&cluster, cluster.admin_context(), &ns, &repo, "main");
+
+    let (code, _, again) = bootstrap();
+    assert_eq!(code, 0, "rerun failed:\n{again}");
+    assert!(again.contains("minted before"), "{again}");
+    assert_eq!(
+        env.git
+            .minted_pats(&repo.org)
+            .iter()
+            .filter(|p| p.display_name.contains(&ns))
+            .count(),
+        1,
+        "a rerun minted another PAT"
+    );
+    assert_eq!(commit_subjects(&repo, "main").len(), 2);
+}
+
+/// Minting that cannot work fails with the cause and a hint: `--cluster-pat mint` outside
+/// token auth (refused before anything happens), no `az` to get an Entra token from, and an
+/// organization whose policy disables PAT creation.
+#[test]
+fn minting_refusals_fail_clearly() {
+    let env = env();
+    let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
+    let ns = env.namespace();
+    let error_and_hint = |stderr: &str, error: &str, hint: &str| {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| (l.starts_with("error:") || l.starts_with("    ")) && l.contains(error)),
+            "no error naming `{error}`:\n{stderr}"
+        );
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with("hint:") && l.contains(hint)),
+            "no hint naming `{hint}`:\n{stderr}"
+        );
+    };
+
+    let repo = env.repo();
+    let (code, _, stderr) = run(env
+        .plugin()
+        .args(["azdo", "--url", &repo.ssh_url, "--cluster-pat", "mint"])
+        .args(["-n", &ns, "--silent"]));
+    assert_eq!(code, 1, "{stderr}");
+    error_and_hint(
+        &stderr,
+        "`--cluster-pat mint` needs token auth",
+        "HTTPS URL",
+    );
+    assert!(repo.branch_sha("main").is_none(), "something was pushed");
+
+    let (_dir, bin) = temp_dir();
+    let org = env.control_plane.unique_name("e2e-pat-policy");
+    let repo = env.git.create_repo(&org, "e2e-project", "fleet");
+    let without_az = std::env::join_paths(
+        [fluxbootstrap_test::ControlPlane::bin_dir()]
+            .into_iter()
+            .chain(std::env::split_paths("/usr/bin:/bin")),
+    )
+    .expect("PATH entries contain no separator");
+    let (code, _, stderr) = run(env
+        .plugin()
+        .args(["azdo", "--url", &repo.https_url, "--ca-file", &ca])
+        .args(["-n", &ns, "--cluster-pat", "mint", "--timeout", "20s"])
+        .env("PATH", without_az)
+        .env("GIT_PASSWORD", env.git.pat()));
+    assert_eq!(code, 1, "{stderr}");
+    error_and_hint(&stderr, "az", "az");
+
+    env.git.disable_pat_creation(&org);
+    let (code, _, stderr) = run(env
+        .plugin()
+        .args(["azdo", "--url", &repo.https_url, "--ca-file", &ca])
+        .args(["-n", &ns, "--cluster-pat", "mint", "--timeout", "20s"])
+        .env("PATH", path_with_stand_in_az(env, &bin))
+        .env("GIT_PASSWORD", env.git.pat()));
+    assert_eq!(code, 1, "{stderr}");
+    error_and_hint(
+        &stderr,
+        "disablePatCreationPolicyViolation",
+        "policy restricts who may create PATs",
+    );
+    assert!(env.git.minted_pats(&org).is_empty());
+}
