@@ -320,6 +320,29 @@ impl Cluster {
         }))
     }
 
+    /// `spec.url` of `GitRepository` `ns/name`, or `None` when there is none.
+    pub async fn git_repository_url(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<String>, ClusterError> {
+        let api = self.fixed_api(&GIT_REPOSITORY, Some(ns));
+        let obj = match api.get(name).await {
+            Ok(obj) => obj,
+            Err(err) if is_status(&err, 404) => return Ok(None),
+            Err(err) => {
+                return Err(self.api_err(format!("get GitRepository `{ns}/{name}`"))(
+                    err,
+                ));
+            }
+        };
+        let obj = serde_json::to_value(obj).unwrap_or_default();
+        Ok(obj
+            .pointer("/spec/url")
+            .and_then(Value::as_str)
+            .map(str::to_owned))
+    }
+
     /// Sets `reconcile.fluxcd.io/requestedAt` on a Flux object (kind like `GitRepository`)
     /// and returns the value, to pass as [`WaitSpec::reconcile_requested_at`].
     pub async fn request_reconcile(

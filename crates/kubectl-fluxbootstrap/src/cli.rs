@@ -544,6 +544,16 @@ pub(crate) struct RotateArgs {
     /// Name of the Secret holding the Git credentials
     #[arg(long, default_value = "flux-system")]
     pub(crate) secret_name: String,
+
+    /// Mint a new read-only cluster PAT with your Entra ID token (`az login`) instead of
+    /// storing a PAT you give; the one minted before is revoked once Flux works with the new
+    #[arg(long)]
+    pub(crate) mint: bool,
+
+    /// Lifetime of the minted PAT, in days
+    #[arg(long, default_value_t = 90, value_name = "DAYS",
+          value_parser = clap::value_parser!(u32).range(1..=365))]
+    pub(crate) cluster_pat_days: u32,
 }
 
 #[derive(Debug, Args)]

@@ -6,8 +6,9 @@ use fluxbootstrap_cluster::{Cluster, PreflightRequest};
 use serde_json::json;
 
 use crate::cli::{CheckArgs, GlobalArgs};
-use crate::commands::shared::kube_options;
+use crate::commands::shared::{self, kube_options};
 use crate::printer::Printer;
+use fluxbootstrap_auth::ExposeSecret as _;
 
 pub(crate) async fn run(args: &CheckArgs, global: &GlobalArgs, printer: Printer) -> Result<()> {
     let cluster = Cluster::connect(&kube_options(global)).await?;
@@ -84,13 +85,14 @@ pub(crate) async fn run(args: &CheckArgs, global: &GlobalArgs, printer: Printer)
             printer.failure(format_args!("{}: not established", crd.name));
         }
     }
+    let cluster_pat = cluster_pat_expiry(&cluster, &global.namespace, printer).await;
     if printer.json() {
         let components: Vec<_> = report
             .components
             .iter()
             .map(|c| json!({"name": c.name, "ready": c.ready, "message": c.message, "images": c.images}))
             .collect();
-        let out = json!({"context": cluster.context(), "version": report.version, "healthy": report.is_healthy(), "components": components});
+        let out = json!({"context": cluster.context(), "version": report.version, "healthy": report.is_healthy(), "components": components, "clusterPat": cluster_pat});
         printer.data(format_args!("{out:#}\n"))?;
     }
     if !report.is_healthy() {
@@ -107,4 +109,77 @@ pub(crate) async fn run(args: &CheckArgs, global: &GlobalArgs, printer: Printer)
     }
     printer.success("all checks passed");
     Ok(())
+}
+
+/// The source Secret bootstrap writes by default (`--secret-name`), as flux names it.
+const SOURCE_SECRET: &str = "flux-system";
+
+/// Warn when a minted cluster PAT has fewer days left than this.
+const EXPIRY_WARNING_DAYS: i64 = 14;
+
+/// The expiry of the cluster PAT minted for the source Secret (`--cluster-pat mint`), read
+/// from the PAT lifecycle API with the user's Entra ID token: `null` in JSON when there is
+/// no minted PAT, or when no token or answer is to be had (said on stderr, never fatal).
+async fn cluster_pat_expiry(
+    cluster: &Cluster,
+    namespace: &str,
+    printer: Printer,
+) -> serde_json::Value {
+    let secret = SOURCE_SECRET;
+    let Ok(Some(id)) = cluster
+        .secret_annotation(namespace, secret, shared::MINTED_PAT_ANNOTATION)
+        .await
+    else {
+        return serde_json::Value::Null;
+    };
+    printer.action("checking the cluster PAT");
+    match read_expiry(cluster, namespace, secret, &id, printer).await {
+        Ok((valid_to, days)) => {
+            if days < EXPIRY_WARNING_DAYS {
+                printer.warning(format_args!(
+                    "the cluster PAT expires in {days} days ({valid_to}): run `kubectl fluxbootstrap rotate --mint`"
+                ));
+            } else {
+                printer.success(format_args!(
+                    "cluster PAT valid until {valid_to} ({days} days)"
+                ));
+            }
+            json!({"authorizationId": id, "validTo": valid_to, "daysLeft": days})
+        }
+        Err(err) => {
+            printer.warning(format_args!(
+                "cannot read the cluster PAT's expiry: {err:#}"
+            ));
+            json!({"authorizationId": id, "validTo": null, "daysLeft": null})
+        }
+    }
+}
+
+async fn read_expiry(
+    cluster: &Cluster,
+    namespace: &str,
+    secret: &str,
+    id: &str,
+    printer: Printer,
+) -> Result<(String, i64)> {
+    let url = cluster
+        .git_repository_url(namespace, namespace)
+        .await?
+        .context("no GitRepository names the repository")?;
+    let repo = fluxbootstrap_azdo::RepoUrl::parse(&url)?;
+    let ca = cluster
+        .get_secret(namespace, secret)
+        .await?
+        .and_then(|data| data.get("ca.crt").map(|ca| ca.expose_secret().to_vec()));
+    let client = shared::pat_client(&repo, ca.as_ref(), printer).await?;
+    let pat = client
+        .get_pat(id)
+        .await?
+        .context("the PAT lifecycle API does not know the cluster PAT (revoked?)")?;
+    let expires: jiff::Timestamp = pat
+        .valid_to
+        .parse()
+        .with_context(|| format!("the PAT's expiry `{}` is not a time", pat.valid_to))?;
+    let days = expires.duration_since(jiff::Timestamp::now()).as_hours() / 24;
+    Ok((pat.valid_to, days))
 }

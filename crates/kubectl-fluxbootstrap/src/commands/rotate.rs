@@ -3,17 +3,22 @@
 //! The seed advice ("delete the secret and re-run bootstrap") leaves the cluster without a
 //! credential in between; here the new PAT is first validated against the repository, then
 //! written over the old one in one update, and Flux is asked to reconcile with it.
+//!
+//! `--mint` makes the new PAT itself (read-only, through the PAT lifecycle API) and, once
+//! Flux is Ready with it, revokes the one minted before. If Flux does not accept the new
+//! PAT, the old Secret is put back and the new PAT revoked: the old one keeps working.
 
 use fluxbootstrap_auth::ExposeSecret as _;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use fluxbootstrap_auth::SecretString;
 use fluxbootstrap_cluster::{Cluster, WaitSpec};
-use fluxbootstrap_git::RemoteOptions;
+use fluxbootstrap_git::{RemoteAuth, RemoteOptions};
 
 use crate::cli::{GlobalArgs, RotateArgs};
 use crate::commands::azdo::token_secret;
-use crate::commands::shared::{self, ClusterPrinter, kube_options};
+use crate::commands::shared::{self, ClusterPrinter, MINTED_PAT_ANNOTATION, kube_options};
 use crate::error::Hinted;
 use crate::git_mode::GitMode;
 use crate::printer::Printer;
@@ -38,21 +43,131 @@ pub(crate) async fn run(args: &RotateArgs, global: &GlobalArgs, printer: Printer
             "`rotate` replaces token credentials; for SSH, register a new key and re-run bootstrap with `--private-key-file`"
         ));
     }
-    let mode = GitMode::Token { bearer };
-    let push = shared::push_credentials(&args.repo, &mode, None, None, &repo, printer).await?;
+    let previous_pat = cluster
+        .secret_annotation(namespace, &args.secret_name, MINTED_PAT_ANNOTATION)
+        .await?;
     let ca_pem = match shared::read_ca_file(args.repo.ca_file.as_deref())? {
         Some(ca) => Some(ca),
         None => existing.get("ca.crt").map(|ca| ca.expose_secret().to_vec()),
     };
+    let username = existing.get("username").map_or_else(
+        || args.repo.username.clone(),
+        |u| String::from_utf8_lossy(u.expose_secret()).into_owned(),
+    );
+    // The new credential: minted here, or given by the user like a bootstrap's.
+    let (token, pats) = if args.mint {
+        if bearer {
+            bail!(Hinted::new(
+                format!(
+                    "Secret `{namespace}/{}` holds a bearer token, not a PAT",
+                    args.secret_name
+                ),
+                "`rotate --mint` replaces a PAT; re-run bootstrap with `--cluster-pat mint` to switch"
+            ));
+        }
+        let client = shared::pat_client(&repo, ca_pem.as_ref(), printer).await?;
+        let name = shared::cluster_pat_name(&repo, &cluster, namespace);
+        let minted =
+            shared::mint_cluster_pat(&client, &name, args.cluster_pat_days, printer).await?;
+        (minted.token, Some((client, minted.authorization_id)))
+    } else {
+        let mode = GitMode::Token { bearer };
+        let push = shared::push_credentials(&args.repo, &mode, None, None, &repo, printer).await?;
+        let token = push.token().context("token auth without a token")?.clone();
+        (token, None)
+    };
+    let result = switch_to(
+        args,
+        &cluster,
+        &repo,
+        namespace,
+        &username,
+        &token,
+        bearer,
+        ca_pem.as_ref(),
+        pats.as_ref().map(|(_, id)| id.as_str()),
+        global,
+        printer,
+    )
+    .await;
+    let Some((client, new_id)) = pats else {
+        return result;
+    };
+    match result {
+        Ok(()) => {
+            if let Some(old) = previous_pat.filter(|old| *old != new_id) {
+                client.revoke_pat(&old).await.with_context(|| {
+                    format!("Flux works with the new PAT, but revoking the old one ({old}) failed")
+                })?;
+                printer.success(format_args!("revoked the PAT minted before ({old})"));
+            }
+            Ok(())
+        }
+        Err(err) => {
+            // Put the old credential back (it was never revoked), then drop the new PAT.
+            if cluster
+                .get_secret(namespace, &args.secret_name)
+                .await?
+                .as_ref()
+                .is_some_and(|live| !fluxbootstrap_auth::same_secret_data(live, &existing))
+            {
+                cluster
+                    .reconcile_secret(namespace, &args.secret_name, existing, false)
+                    .await?;
+                cluster
+                    .annotate_secret(
+                        namespace,
+                        &args.secret_name,
+                        MINTED_PAT_ANNOTATION,
+                        previous_pat.as_deref(),
+                    )
+                    .await?;
+                printer.warning(format_args!(
+                    "put the previous credential back into \"{namespace}/{}\"",
+                    args.secret_name
+                ));
+            }
+            client.revoke_pat(&new_id).await?;
+            printer.warning(format_args!("revoked the new PAT ({new_id})"));
+            Err(err)
+        }
+    }
+}
 
+/// Validates `token`, writes it into the Secret (with the authorization id of a minted PAT,
+/// or none) and waits until Flux reconciles with it.
+#[expect(clippy::too_many_arguments, reason = "the rotation's inputs")]
+async fn switch_to(
+    args: &RotateArgs,
+    cluster: &Cluster,
+    repo: &fluxbootstrap_azdo::RepoUrl,
+    namespace: &str,
+    username: &str,
+    token: &SecretString,
+    bearer: bool,
+    ca_pem: Option<&Vec<u8>>,
+    minted_pat: Option<&str>,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> Result<()> {
+    let remote_auth = if bearer {
+        RemoteAuth::Bearer {
+            token: token.clone(),
+        }
+    } else {
+        RemoteAuth::Basic {
+            username: username.to_owned(),
+            password: token.clone(),
+        }
+    };
     printer.action(format_args!(
         "validating the new credential against \"{}\"",
         repo.https_url()
     ));
-    let ca_file = shared::TempCaFile::new(ca_pem.as_deref())?;
+    let ca_file = shared::TempCaFile::new(ca_pem.map(Vec::as_slice))?;
     let remote = RemoteOptions {
-        url: push.url.clone(),
-        auth: push.remote.clone(),
+        url: repo.https_url(),
+        auth: remote_auth,
         ca_file: ca_file.path(),
         timeout: Duration::from_secs(30),
     };
@@ -71,18 +186,22 @@ pub(crate) async fn run(args: &RotateArgs, global: &GlobalArgs, printer: Printer
     }
     printer.success("the new credential can read the repository");
 
-    let username = existing.get("username").map_or_else(
-        || args.repo.username.clone(),
-        |u| String::from_utf8_lossy(u.expose_secret()).into_owned(),
-    );
-    let token = push.token().context("token auth without a token")?;
-    let data = token_secret(&username, token, bearer, ca_pem.as_ref());
+    let data = token_secret(username, token, bearer, ca_pem);
     printer.action(format_args!(
         "updating source secret \"{namespace}/{}\"",
         args.secret_name
     ));
     cluster
         .reconcile_secret(namespace, &args.secret_name, data, false)
+        .await?;
+    // The annotation names the PAT the Secret holds now (none for a PAT the user gave).
+    cluster
+        .annotate_secret(
+            namespace,
+            &args.secret_name,
+            MINTED_PAT_ANNOTATION,
+            minted_pat,
+        )
         .await?;
     printer.success("updated source secret");
 

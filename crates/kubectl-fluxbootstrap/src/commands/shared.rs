@@ -991,28 +991,57 @@ async fn minted_cluster_secret(
         ));
         return Ok(None);
     }
-    let display_name = format!("flux {}/{namespace} {}", cluster.context(), repo.repo);
+    let display_name = cluster_pat_name(repo, cluster, namespace);
     if args.dry_run {
         printer.success(format_args!(
             "a read-only PAT \"{display_name}\" would be minted for the cluster"
         ));
         return Ok(None);
     }
-    printer.action("getting an Entra ID token from the Azure CLI to mint the cluster PAT");
+    let client = pat_client(repo, ca_pem, printer).await?;
+    let minted = mint_cluster_pat(&client, &display_name, args.cluster_pat_days, printer).await?;
+    Ok(Some(SourceSecret {
+        data: crate::commands::azdo::token_secret(
+            &args.repo.username,
+            &minted.token,
+            false,
+            ca_pem,
+        ),
+        minted_pat: Some(minted.authorization_id),
+    }))
+}
+
+/// The client of `repo`'s PAT lifecycle API, with the user's Entra ID token from the Azure CLI.
+pub(crate) async fn pat_client(
+    repo: &RepoUrl,
+    ca_pem: Option<&Vec<u8>>,
+    printer: Printer,
+) -> Result<RestClient> {
+    printer.action("getting an Entra ID token from the Azure CLI for the PAT lifecycle API");
     let entra = fluxbootstrap_auth::azure_cli_token(None).await?;
-    let client = RestClient::for_pats(repo, entra.token, ca_pem.cloned())?.on_retry(Arc::new(
-        move |error: &str, attempt: u32, of: u32, delay: Duration| {
-            retry_warning(printer, error, attempt, of, delay);
-        },
-    ));
+    Ok(
+        RestClient::for_pats(repo, entra.token, ca_pem.cloned())?.on_retry(Arc::new(
+            move |error: &str, attempt: u32, of: u32, delay: Duration| {
+                retry_warning(printer, error, attempt, of, delay);
+            },
+        )),
+    )
+}
+
+/// Mints a read-only PAT (scope `vso.code`) named `display_name` for `days` days with
+/// `client`, saying when the organization shortened its lifetime.
+pub(crate) async fn mint_cluster_pat(
+    client: &RestClient,
+    display_name: &str,
+    days: u32,
+    printer: Printer,
+) -> Result<fluxbootstrap_azdo::MintedPat> {
     let asked = jiff::Timestamp::now()
-        .checked_add(jiff::SignedDuration::from_hours(
-            24 * i64::from(args.cluster_pat_days),
-        ))
+        .checked_add(jiff::SignedDuration::from_hours(24 * i64::from(days)))
         .context("the cluster PAT's expiry is out of range")?;
     let asked_text = asked.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
     let minted = client
-        .create_pat(&display_name, "vso.code", &asked_text)
+        .create_pat(display_name, "vso.code", &asked_text)
         .await?;
     let shortened = minted
         .valid_to
@@ -1028,15 +1057,12 @@ async fn minted_cluster_secret(
         "minted read-only PAT \"{display_name}\" for the cluster, valid until {}",
         minted.valid_to
     ));
-    Ok(Some(SourceSecret {
-        data: crate::commands::azdo::token_secret(
-            &args.repo.username,
-            &minted.token,
-            false,
-            ca_pem,
-        ),
-        minted_pat: Some(minted.authorization_id),
-    }))
+    Ok(minted)
+}
+
+/// The name a minted cluster PAT gets: who holds it.
+pub(crate) fn cluster_pat_name(repo: &RepoUrl, cluster: &Cluster, namespace: &str) -> String {
+    format!("flux {}/{namespace} {}", cluster.context(), repo.repo)
 }
 
 /// The Secret for the mode, or `None` when it is to be kept as it is (or there is none).

@@ -17,7 +17,9 @@ fn a_minted_read_only_pat_is_all_the_cluster_holds() {
     let Some(cluster) = real_flux_cluster(env) else {
         return;
     };
-    let repo = env.repo();
+    // An organization of its own: the rotation test injects faults into it.
+    let org = env.control_plane.unique_name("e2e-minted");
+    let repo = env.git.create_repo(&org, "e2e-project", "fleet");
     let ns = env.namespace();
     let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
     let (_dir, bin) = temp_dir();
@@ -129,6 +131,113 @@ fn a_minted_read_only_pat_is_all_the_cluster_holds() {
         "a rerun minted another PAT"
     );
     assert_eq!(commit_subjects(&repo, "main").len(), 2);
+
+    // `check` reads the expiry from the PAT lifecycle API.
+    let (code, stdout, stderr) = run(env
+        .plugin_on(&cluster)
+        .args(["check", "-n", &ns, "-o", "json"])
+        .env("PATH", &path));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("cluster PAT valid until"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(
+        report["clusterPat"]["authorizationId"],
+        pat.authorization_id.as_str()
+    );
+    assert!(
+        report["clusterPat"]["daysLeft"]
+            .as_i64()
+            .is_some_and(|d| (29..=30).contains(&d)),
+        "{report:#}"
+    );
+
+    // `rotate --mint`: a new PAT (7 days), the old one revoked once Flux is Ready with it.
+    let rotate = [
+        "rotate",
+        "--url",
+        &repo.https_url,
+        "--ca-file",
+        &ca,
+        "-n",
+        &ns,
+        "--mint",
+        "--cluster-pat-days",
+        "7",
+    ];
+    let (code, _, stderr) = run(env.plugin_on(&cluster).args(rotate).env("PATH", &path));
+    assert_eq!(code, 0, "rotate --mint failed:\n{stderr}");
+    let pats = env.git.minted_pats(&repo.org);
+    assert_eq!(pats.len(), 2, "{pats:#?}");
+    assert!(pats[0].revoked, "the old PAT was not revoked");
+    let new = &pats[1];
+    assert!(!new.revoked);
+    let secret_password = || {
+        base64::engine::general_purpose::STANDARD
+            .decode(
+                kubectl(&[
+                    "-n",
+                    &ns,
+                    "get",
+                    "secret",
+                    "flux-system",
+                    "-o=jsonpath={.data.password}",
+                ])
+                .trim(),
+            )
+            .expect("base64")
+    };
+    assert_eq!(secret_password(), new.token.as_bytes());
+    assert_eq!(
+        commit_subjects(&repo, "main").len(),
+        2,
+        "rotation commits nothing"
+    );
+    // Seven days left: `check` warns.
+    let (_, _, stderr) = run(env
+        .plugin_on(&cluster)
+        .args(["check", "-n", &ns])
+        .env("PATH", &path));
+    assert!(
+        stderr.contains("the cluster PAT expires in") && stderr.contains("rotate --mint"),
+        "{stderr}"
+    );
+
+    // A new PAT Flux does not accept (the git server fails source-controller's fetches once
+    // the Secret is switched): the old Secret is put back and the new PAT revoked.
+    let mut injected = false;
+    let (status, _, stderr) = crate::context::run_watching(
+        env.plugin_on(&cluster)
+            .args(rotate)
+            .args(["--timeout", "1m"])
+            .env("PATH", &path),
+        |line, _stdin| {
+            if !injected && line.contains("the new credential can read the repository") {
+                env.git.inject_fault(fluxbootstrap_test::Fault {
+                    org: repo.org.clone(),
+                    target: fluxbootstrap_test::FaultTarget::FetchAdvertisement,
+                    action: fluxbootstrap_test::FaultAction::Status {
+                        status: 503,
+                        retry_after_secs: None,
+                    },
+                    times: 4,
+                });
+                injected = true;
+            }
+        },
+    );
+    assert!(
+        !status.success(),
+        "rotation onto a refused PAT succeeded:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("put the previous credential back"),
+        "{stderr}"
+    );
+    let pats = env.git.minted_pats(&repo.org);
+    assert_eq!(pats.len(), 3, "{pats:#?}");
+    assert!(!pats[1].revoked, "the PAT in use was revoked");
+    assert!(pats[2].revoked, "the refused PAT was not revoked");
+    assert_eq!(secret_password(), pats[1].token.as_bytes());
 }
 
 /// Minting that cannot work fails with the cause and a hint: `--cluster-pat mint` outside
