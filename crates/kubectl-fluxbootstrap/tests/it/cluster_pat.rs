@@ -309,3 +309,65 @@ fn minting_refusals_fail_clearly() {
     );
     assert!(env.git.minted_pats(&org).is_empty());
 }
+
+/// A fleet of two clusters mints one PAT per cluster, each named after its cluster, so one
+/// cluster can be revoked alone; both sync with their own.
+#[test]
+fn a_fleet_mints_one_pat_per_cluster() {
+    let env = env();
+    let Some(cluster) = real_flux_cluster(env) else {
+        return;
+    };
+    let org = env.control_plane.unique_name("e2e-minted-fleet");
+    let repo = env.git.create_repo(&org, "e2e-project", "fleet");
+    let ns = env.namespace();
+    let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
+    let (_dir, bin) = temp_dir();
+    let (admin, second) = (cluster.admin_context(), cluster.second_context());
+    let (code, _, stderr) = run(env
+        .plugin_on(&cluster)
+        .args(["azdo", "--url", &repo.https_url, "--ca-file", &ca])
+        .args(["--path", "clusters/{context}", "-n", &ns])
+        .args(["--context", admin, "--context", second])
+        .args(["--cluster-pat", "mint", "--timeout", "3m"])
+        .env("PATH", path_with_stand_in_az(env, &bin))
+        .env("GIT_PASSWORD", env.git.pat()));
+    assert_eq!(
+        code,
+        0,
+        "fleet bootstrap failed (logs under {}):\n{stderr}",
+        cluster.dir().display()
+    );
+    let pats = env.git.minted_pats(&org);
+    assert_eq!(pats.len(), 2, "{pats:#?}");
+    for context in [admin, second] {
+        let pat = pats
+            .iter()
+            .find(|p| p.display_name.contains(&format!("{context}/{ns}")))
+            .unwrap_or_else(|| panic!("no PAT named after {context}: {pats:#?}"));
+        assert_eq!(pat.scope, "vso.code");
+        let out = cluster
+            .kubectl()
+            .args([
+                "--context",
+                context,
+                "-n",
+                &ns,
+                "get",
+                "secret",
+                "flux-system",
+            ])
+            .arg("-o=jsonpath={.data.password}")
+            .output()
+            .expect("kubectl runs");
+        let password = base64::engine::general_purpose::STANDARD
+            .decode(String::from_utf8_lossy(&out.stdout).trim())
+            .expect("base64");
+        assert_eq!(
+            password,
+            pat.token.as_bytes(),
+            "{context} holds its own PAT"
+        );
+        assert_flux_synced(&cluster, context, &ns, &repo, "main");
+    }
+}
