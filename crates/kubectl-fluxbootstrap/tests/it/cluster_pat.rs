@@ -311,7 +311,8 @@ fn minting_refusals_fail_clearly() {
 }
 
 /// A fleet of two clusters mints one PAT per cluster, each named after its cluster, so one
-/// cluster can be revoked alone; both sync with their own.
+/// cluster can be revoked alone; both sync with their own. Asked for a year, longer than the
+/// organization allows (180 days), the PATs come back shortened, and the plugin says so.
 #[test]
 fn a_fleet_mints_one_pat_per_cluster() {
     let env = env();
@@ -329,7 +330,8 @@ fn a_fleet_mints_one_pat_per_cluster() {
         .args(["azdo", "--url", &repo.https_url, "--ca-file", &ca])
         .args(["--path", "clusters/{context}", "-n", &ns])
         .args(["--context", admin, "--context", second])
-        .args(["--cluster-pat", "mint", "--timeout", "3m"])
+        .args(["--cluster-pat", "mint", "--cluster-pat-days", "365"])
+        .args(["--timeout", "3m"])
         .env("PATH", path_with_stand_in_az(env, &bin))
         .env("GIT_PASSWORD", env.git.pat()));
     assert_eq!(
@@ -340,12 +342,20 @@ fn a_fleet_mints_one_pat_per_cluster() {
     );
     let pats = env.git.minted_pats(&org);
     assert_eq!(pats.len(), 2, "{pats:#?}");
+    assert_eq!(
+        stderr.matches("maximum PAT lifetime shortened").count(),
+        2,
+        "{stderr}"
+    );
     for context in [admin, second] {
         let pat = pats
             .iter()
             .find(|p| p.display_name.contains(&format!("{context}/{ns}")))
             .unwrap_or_else(|| panic!("no PAT named after {context}: {pats:#?}"));
         assert_eq!(pat.scope, "vso.code");
+        let valid_to: jiff::Timestamp = pat.valid_to.parse().expect("RFC 3339");
+        let days = valid_to.duration_since(jiff::Timestamp::now()).as_hours() / 24;
+        assert!((179..=180).contains(&days), "valid for {days} days");
         let out = cluster
             .kubectl()
             .args([
