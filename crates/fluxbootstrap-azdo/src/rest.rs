@@ -327,7 +327,7 @@ impl RestClient {
             .send(op, Method::POST, &url, PATS_API_VERSION, &[], Some(body))
             .await?;
         let result: PatTokenResult = decode(op, &url, &body)?;
-        let pat = self.pat_result(op, result)?;
+        let pat = pat_result(op, result)?;
         match (pat.authorization_id, pat.token) {
             (Some(authorization_id), Some(token)) if !token.is_empty() => Ok(MintedPat {
                 authorization_id,
@@ -356,7 +356,7 @@ impl RestClient {
             Err(err) => return Err(err),
         };
         let result: PatTokenResult = decode(op, &url, &body)?;
-        let pat = self.pat_result(op, result)?;
+        let pat = pat_result(op, result)?;
         Ok(Some(PatInfo {
             display_name: pat.display_name.unwrap_or_default(),
             scope: pat.scope.unwrap_or_default(),
@@ -378,31 +378,6 @@ impl RestClient {
         )
         .await
         .map(drop)
-    }
-
-    /// The token of a `PatTokenResult`, or the refusal it carries (`patTokenError` other
-    /// than `none`).
-    fn pat_result(
-        &self,
-        operation: Operation,
-        result: PatTokenResult,
-    ) -> Result<RawPatToken, AzdoError> {
-        let _ = self;
-        match result.error.as_deref() {
-            None | Some("" | "none") => {}
-            Some(error) => {
-                return Err(AzdoError::PatRefused {
-                    operation,
-                    error: error.to_owned(),
-                    message: result.error_message.unwrap_or_default(),
-                });
-            }
-        }
-        result.token.ok_or_else(|| AzdoError::PatRefused {
-            operation,
-            error: "noToken".to_owned(),
-            message: "the answer holds no token".to_owned(),
-        })
     }
 
     /// Calls `notice` before each retry of a throttled or failed request.
@@ -716,6 +691,26 @@ impl RestClient {
             },
         })
     }
+}
+
+/// The token of a `PatTokenResult`, or the refusal it carries (`patTokenError` other
+/// than `none`).
+fn pat_result(operation: Operation, result: PatTokenResult) -> Result<RawPatToken, AzdoError> {
+    match result.error.as_deref() {
+        None | Some("" | "none") => {}
+        Some(error) => {
+            return Err(AzdoError::PatRefused {
+                operation,
+                error: error.to_owned(),
+                message: result.error_message.unwrap_or_default(),
+            });
+        }
+    }
+    result.token.ok_or_else(|| AzdoError::PatRefused {
+        operation,
+        error: "noToken".to_owned(),
+        message: "the answer holds no token".to_owned(),
+    })
 }
 
 fn seg(name: &str) -> String {

@@ -1,4 +1,5 @@
 //! Integration tests of fluxbootstrap-azdo's REST client against the harness's
 //! Azure-DevOps-shaped git server.
 
+mod pats;
 mod rest;
