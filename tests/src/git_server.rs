@@ -282,6 +282,12 @@ impl GitServer {
         self.state.minted_pats(org)
     }
 
+    /// Makes `org` one backed by Microsoft accounts, not Entra ID: its PAT lifecycle API
+    /// refuses Entra tokens.
+    pub fn detach_from_entra(&self, org: &str) {
+        self.state.detach_from_entra(org);
+    }
+
     /// Turns on `org`'s policy that disables PAT creation.
     pub fn disable_pat_creation(&self, org: &str) {
         self.state.disable_pat_creation(org);

@@ -3,7 +3,8 @@
 //! only an Entra token (a PAT gets 401), creates PATs for one organization with the scopes
 //! asked for (`vso.code` can clone and fetch, not push), shortens a lifetime over the
 //! organization's maximum to the maximum, and answers an organization whose policy disables
-//! PAT creation with `patTokenError: disablePatCreationPolicyViolation`.
+//! PAT creation with `patTokenError: disablePatCreationPolicyViolation`. An organization not
+//! backed by Entra ID answers an Entra token with 401.
 
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -54,7 +55,7 @@ pub(crate) async fn handle(state: &State, req: Request<Incoming>, org: &str) -> 
         .is_some_and(|(scheme, token)| {
             scheme.eq_ignore_ascii_case("bearer") && token.trim() == state.bearer_token
         });
-    if !bearer {
+    if !bearer || !state.backed_by_entra(org) {
         return unauthorized(state);
     }
     let query = req.uri().query().unwrap_or("").to_owned();

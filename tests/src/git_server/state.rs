@@ -75,8 +75,19 @@ pub(crate) struct State {
     github_releases: Mutex<Option<String>>,
     /// Injected faults and the log of the requests they watch.
     pub(crate) faults: super::faults::Faults,
-    /// PATs the PAT lifecycle API created, and the organizations that disabled PAT creation.
-    minted: Mutex<(Vec<super::pats::MintedPatRecord>, Vec<String>)>,
+    /// PATs the PAT lifecycle API created, and the organizations' PAT settings.
+    minted: Mutex<PatBook>,
+}
+
+/// The PAT lifecycle API's records: the PATs it created and the organizations' settings.
+#[derive(Default)]
+struct PatBook {
+    pats: Vec<super::pats::MintedPatRecord>,
+    /// Organizations whose policy disables PAT creation.
+    creation_disabled: Vec<String>,
+    /// Organizations backed by Microsoft accounts rather than Entra ID: an Entra token means
+    /// nothing to them.
+    without_entra: Vec<String>,
 }
 
 impl State {
@@ -189,21 +200,19 @@ impl State {
             .remove(pat);
     }
 
-    fn minted(
-        &self,
-    ) -> std::sync::MutexGuard<'_, (Vec<super::pats::MintedPatRecord>, Vec<String>)> {
+    fn minted(&self) -> std::sync::MutexGuard<'_, PatBook> {
         self.minted
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn record_minted_pat(&self, pat: super::pats::MintedPatRecord) {
-        self.minted().0.push(pat);
+        self.minted().pats.push(pat);
     }
 
     pub(crate) fn minted_pats(&self, org: &str) -> Vec<super::pats::MintedPatRecord> {
         self.minted()
-            .0
+            .pats
             .iter()
             .filter(|p| same(&p.org, org))
             .cloned()
@@ -221,7 +230,7 @@ impl State {
         let token = {
             let mut minted = self.minted();
             let Some(pat) = minted
-                .0
+                .pats
                 .iter_mut()
                 .find(|p| same(&p.org, org) && p.authorization_id == id)
             else {
@@ -235,11 +244,19 @@ impl State {
     }
 
     pub(crate) fn disable_pat_creation(&self, org: &str) {
-        self.minted().1.push(org.to_owned());
+        self.minted().creation_disabled.push(org.to_owned());
     }
 
     pub(crate) fn pat_creation_disabled(&self, org: &str) -> bool {
-        self.minted().1.iter().any(|o| same(o, org))
+        self.minted().creation_disabled.iter().any(|o| same(o, org))
+    }
+
+    pub(crate) fn detach_from_entra(&self, org: &str) {
+        self.minted().without_entra.push(org.to_owned());
+    }
+
+    pub(crate) fn backed_by_entra(&self, org: &str) -> bool {
+        !self.minted().without_entra.iter().any(|o| same(o, org))
     }
 
     fn catalog(&self) -> std::sync::MutexGuard<'_, Catalog> {

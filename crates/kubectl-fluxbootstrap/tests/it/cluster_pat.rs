@@ -241,8 +241,8 @@ fn a_minted_read_only_pat_is_all_the_cluster_holds() {
 }
 
 /// Minting that cannot work fails with the cause and a hint: `--cluster-pat mint` outside
-/// token auth (refused before anything happens), no `az` to get an Entra token from, and an
-/// organization whose policy disables PAT creation.
+/// token auth (refused before anything happens), no `az` to get an Entra token from, an
+/// organization whose policy disables PAT creation, and one not backed by Entra ID.
 #[test]
 fn minting_refusals_fail_clearly() {
     let env = env();
@@ -306,6 +306,24 @@ fn minting_refusals_fail_clearly() {
         &stderr,
         "disablePatCreationPolicyViolation",
         "policy restricts who may create PATs",
+    );
+    assert!(env.git.minted_pats(&org).is_empty());
+
+    let org = env.control_plane.unique_name("e2e-msa-org");
+    let repo = env.git.create_repo(&org, "e2e-project", "fleet");
+    let ns = env.namespace();
+    env.git.detach_from_entra(&org);
+    let (code, _, stderr) = run(env
+        .plugin()
+        .args(["azdo", "--url", &repo.https_url, "--ca-file", &ca])
+        .args(["-n", &ns, "--cluster-pat", "mint", "--timeout", "20s"])
+        .env("PATH", path_with_stand_in_az(env, &bin))
+        .env("GIT_PASSWORD", env.git.pat()));
+    assert_eq!(code, 1, "{stderr}");
+    error_and_hint(
+        &stderr,
+        "create a personal access token",
+        "member of the organization",
     );
     assert!(env.git.minted_pats(&org).is_empty());
 }
