@@ -18,31 +18,46 @@ pub(crate) const PLUGIN_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub(crate) const DEFAULT_FLUX_VERSION: &str = "v2.9.4";
 
 pub(crate) async fn run(args: &VersionArgs, global: &GlobalArgs, printer: Printer) -> Result<()> {
+    let client = format!(
+        "kubectl-fluxbootstrap: v{PLUGIN_VERSION}\nflux (default): {DEFAULT_FLUX_VERSION}\n"
+    );
+    // The client's versions come first, like flux's: they are known without a cluster.
+    if !printer.json() {
+        printer.data(&client)?;
+    }
     let on_cluster = if args.client {
         None
     } else {
-        let cluster = Cluster::connect(&kube_options(global)).await?;
-        let version = cluster
-            .flux_version()
-            .await
-            .context("failed to read the Flux version on the cluster")?;
-        Some((cluster.context().to_owned(), version))
+        Some(cluster_version(global).await)
+    };
+    let mut summary = json!({ "plugin": PLUGIN_VERSION, "flux": DEFAULT_FLUX_VERSION });
+    let result = match on_cluster {
+        None => Ok(()),
+        Some(Ok((context, version))) => {
+            if printer.json() {
+                summary["cluster"] = json!({ "context": context, "flux": version });
+            } else {
+                let version = version.as_deref().unwrap_or("not installed");
+                let mut line = String::new();
+                let _ = writeln!(line, "flux on \"{context}\": {version}");
+                printer.data(line)?;
+            }
+            Ok(())
+        }
+        Some(Err(err)) => Err(err),
     };
     if printer.json() {
-        let mut summary = json!({ "plugin": PLUGIN_VERSION, "flux": DEFAULT_FLUX_VERSION });
-        if let Some((context, version)) = &on_cluster {
-            summary["cluster"] = json!({ "context": context, "flux": version });
-        }
         printer.data(format_args!("{summary:#}\n"))?;
-    } else {
-        let mut text = format!(
-            "kubectl-fluxbootstrap: v{PLUGIN_VERSION}\nflux (default): {DEFAULT_FLUX_VERSION}\n"
-        );
-        if let Some((context, version)) = &on_cluster {
-            let version = version.as_deref().unwrap_or("not installed");
-            let _ = writeln!(text, "flux on \"{context}\": {version}");
-        }
-        printer.data(text)?;
     }
-    Ok(())
+    result
+}
+
+/// The current context and the Flux version installed there (`None`: not installed).
+async fn cluster_version(global: &GlobalArgs) -> Result<(String, Option<String>)> {
+    let cluster = Cluster::connect(&kube_options(global)).await?;
+    let version = cluster
+        .flux_version()
+        .await
+        .context("failed to read the Flux version on the cluster")?;
+    Ok((cluster.context().to_owned(), version))
 }

@@ -22,6 +22,28 @@ fn version_client() {
     ");
 }
 
+/// Without a reachable cluster, `version` still prints the client's versions first (as flux
+/// does), then fails naming the cluster.
+#[test]
+fn version_without_a_cluster_shows_the_client_first() {
+    let (_guard, dir) = crate::context::temp_dir();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: gone\n  cluster:\n    server: https://127.0.0.1:1\ncontexts:\n- name: gone\n  context:\n    cluster: gone\n    user: nobody\nusers:\n- name: nobody\n  user: {}\ncurrent-context: gone\n",
+    )
+    .expect("the kubeconfig is written");
+    let (code, stdout, stderr) = run(plugin()
+        .args(["version", "--request-timeout", "5s"])
+        .env("KUBECONFIG", &kubeconfig));
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(
+        stdout, "kubectl-fluxbootstrap: v0.1.0\nflux (default): v2.9.4\n",
+        "{stderr}"
+    );
+    assert!(stderr.contains("error:"), "{stderr}");
+}
+
 #[test]
 fn usage_error_exits_2() {
     let out = run(plugin().args(["azdo", "--no-such-flag"]));
