@@ -79,31 +79,7 @@ impl Checkout {
             });
         }
         let session = Session::new(remote)?;
-        let dir = tempfile::Builder::new()
-            .prefix("fluxbootstrap-git-")
-            .tempdir()
-            .map_err(|source| GitError::TempDir { source })?;
-        let workdir = dir.path().join("repo");
-        let mut init = RepositoryInitOptions::new();
-        init.initial_head(branch)
-            .external_template(false)
-            .mkdir(true);
-        let repo =
-            Repository::init_opts(&workdir, &init).map_err(local("initialise the repository"))?;
-        repo.remote_with_fetch(
-            "origin",
-            &session.endpoint.sanitized,
-            &tracking_refspec(branch),
-        )
-        .map_err(local("configure `origin`"))?;
-        {
-            let mut config = repo.config().map_err(local("open the repository config"))?;
-            config
-                .set_str(&format!("branch.{branch}.remote"), "origin")
-                .and_then(|()| config.set_str(&format!("branch.{branch}.merge"), &branch_ref))
-                .map_err(local("configure the branch"))?;
-        }
-
+        let (repo, workdir, dir) = init(&session, branch)?;
         let advertised = fetch(&repo, &session, branch, reporter)?;
         let checkout = Checkout {
             repo,
@@ -142,6 +118,28 @@ impl Checkout {
         };
         checkout.reset_to(start)?;
         Ok(checkout)
+    }
+
+    /// A checkout of `branch` of a repository that does not exist yet (a dry run that would
+    /// create it): empty like a fresh clone of an empty remote, with nothing fetched.
+    pub fn empty(remote: &RemoteOptions, branch: &str) -> Result<Checkout, GitError> {
+        let branch_ref = format!("refs/heads/{branch}");
+        if branch.is_empty() || !git2::Reference::is_valid_name(&branch_ref) {
+            return Err(GitError::InvalidBranch {
+                branch: branch.to_owned(),
+            });
+        }
+        let session = Session::new(remote)?;
+        let (repo, workdir, dir) = init(&session, branch)?;
+        Ok(Checkout {
+            repo,
+            signer: None,
+            remote: remote.clone(),
+            branch: branch.to_owned(),
+            empty_remote: true,
+            workdir,
+            _dir: dir,
+        })
     }
 
     /// Signs every commit made from now on with `signer`.
@@ -358,6 +356,40 @@ impl Checkout {
             Err(e) => Err(session.classify("push to", e)),
         }
     }
+}
+
+/// A repository in a private temporary directory with `origin` set to the session's URL and
+/// `HEAD` on the unborn `branch` tracking it.
+fn init(
+    session: &Session<'_>,
+    branch: &str,
+) -> Result<(Repository, PathBuf, tempfile::TempDir), GitError> {
+    let branch_ref = format!("refs/heads/{branch}");
+    let dir = tempfile::Builder::new()
+        .prefix("fluxbootstrap-git-")
+        .tempdir()
+        .map_err(|source| GitError::TempDir { source })?;
+    let workdir = dir.path().join("repo");
+    let mut init = RepositoryInitOptions::new();
+    init.initial_head(branch)
+        .external_template(false)
+        .mkdir(true);
+    let repo =
+        Repository::init_opts(&workdir, &init).map_err(local("initialise the repository"))?;
+    repo.remote_with_fetch(
+        "origin",
+        &session.endpoint.sanitized,
+        &tracking_refspec(branch),
+    )
+    .map_err(local("configure `origin`"))?;
+    {
+        let mut config = repo.config().map_err(local("open the repository config"))?;
+        config
+            .set_str(&format!("branch.{branch}.remote"), "origin")
+            .and_then(|()| config.set_str(&format!("branch.{branch}.merge"), &branch_ref))
+            .map_err(local("configure the branch"))?;
+    }
+    Ok((repo, workdir, dir))
 }
 
 /// Refs the server advertised during a fetch.

@@ -109,11 +109,6 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
         ));
     }
 
-    if args.create_repository {
-        shared::ensure_repository(&repo, &push_auth, ca_pem.as_ref(), args.dry_run, printer)
-            .await?;
-    }
-
     let step = Instant::now();
     let bundle = BundleFiles::load(&args.render, global.timeout, printer).await?;
     let components_yaml = bundle.render(&install)?;
@@ -121,7 +116,8 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
 
     // Clone.
     let step = Instant::now();
-    let mut checkout = shared::clone_repository(args, &push_auth, printer).await?;
+    let mut checkout =
+        shared::clone_repository(args, &repo, &push_auth, ca_pem.as_ref(), printer).await?;
     printer.success("cloned repository");
     summary.timings.push(("clone", step.elapsed()));
 

@@ -420,13 +420,10 @@ async fn write_repository(
         healthy,
     } = *job;
     let namespace = global.namespace.as_str();
-    if args.create_repository {
-        shared::ensure_repository(repo, push_auth, ca_pem, args.dry_run, printer).await?;
-    }
     let bundle = BundleFiles::load(&args.render, global.timeout, printer).await?;
     let components_yaml = bundle.render(install)?;
 
-    let mut checkout = shared::clone_repository(args, push_auth, printer).await?;
+    let mut checkout = shared::clone_repository(args, repo, push_auth, ca_pem, printer).await?;
     *clones += 1;
     printer.success("cloned repository");
 

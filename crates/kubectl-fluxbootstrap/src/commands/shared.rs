@@ -549,14 +549,15 @@ fn split_host_port(host_port: &str) -> Result<(String, u16)> {
     }
 }
 
-/// `--create-repository`: makes sure the repository exists, creating it through REST.
-pub(crate) async fn ensure_repository(
+/// `--create-repository`: makes sure the repository exists, creating it through REST; `false`
+/// when it does not and this is a dry run (it would be created).
+async fn ensure_repository(
     repo: &RepoUrl,
     push: &PushAuth,
     ca_pem: Option<&Vec<u8>>,
     dry_run: bool,
     printer: Printer,
-) -> Result<()> {
+) -> Result<bool> {
     let Some(auth) = push.rest_auth() else {
         bail!(Hinted::new(
             "`--create-repository` needs a PAT or an Entra token",
@@ -570,14 +571,14 @@ pub(crate) async fn ensure_repository(
     ));
     if client.get_repository().await?.is_some() {
         printer.success(format_args!("repository \"{}\" exists", repo.repo));
-        return Ok(());
+        return Ok(true);
     }
     if dry_run {
         printer.success(format_args!(
             "repository \"{}\" would be created",
             repo.repo
         ));
-        return Ok(());
+        return Ok(false);
     }
     printer.action(format_args!(
         "creating repository \"{}\" in project \"{}\"",
@@ -592,7 +593,7 @@ pub(crate) async fn ensure_repository(
         }
         Err(err) => return Err(err.into()),
     }
-    Ok(())
+    Ok(true)
 }
 
 /// The Flux release bundle, downloaded (verified, cached) or read from `--manifests`.
@@ -1180,11 +1181,17 @@ fn generate_key(args: &AzdoArgs) -> Result<SshKeyPair> {
 
 /// Clones `--branch` of the repository into a private temporary directory, with the push
 /// credentials; prints flux's clone line first.
+/// The checkout the bootstrap commits to: with `--create-repository`, the repository is made
+/// first (in a dry run that would create it, the checkout is empty and nothing is fetched).
 pub(crate) async fn clone_repository(
     args: &AzdoArgs,
+    repo: &RepoUrl,
     push_auth: &PushAuth,
+    ca_pem: Option<&Vec<u8>>,
     printer: Printer,
 ) -> Result<fluxbootstrap_git::Checkout> {
+    let exists = !args.create_repository
+        || ensure_repository(repo, push_auth, ca_pem, args.dry_run, printer).await?;
     printer.action(format_args!(
         "cloning branch \"{}\" from Git repository \"{}\"",
         args.render.branch,
@@ -1201,7 +1208,16 @@ pub(crate) async fn clone_repository(
     let create_branch = args.create_branch;
     let _spinner = printer.progress("cloning");
     let mut checkout = tokio::task::spawn_blocking(move || {
-        fluxbootstrap_git::Checkout::clone(&remote, &branch, create_branch, &GitPrinter(printer))
+        if exists {
+            fluxbootstrap_git::Checkout::clone(
+                &remote,
+                &branch,
+                create_branch,
+                &GitPrinter(printer),
+            )
+        } else {
+            fluxbootstrap_git::Checkout::empty(&remote, &branch)
+        }
     })
     .await
     .context("the clone task failed")??;

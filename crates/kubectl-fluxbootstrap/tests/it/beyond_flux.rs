@@ -167,6 +167,37 @@ fn create_repository_then_bootstrap_into_it() {
     assert_flux_synced(&cluster, cluster.admin_context(), &ns, &created, "main");
 }
 
+/// `--dry-run --create-repository` for a repository that does not exist: the plan says it
+/// would be created and shows every file as new, and nothing is created, pushed or applied.
+#[test]
+fn a_dry_run_shows_what_a_new_repository_would_get() {
+    let env = env();
+    let existing = env.repo();
+    let name = env.control_plane.unique_name("e2e-not-yet");
+    let url = existing.https_url.replace(&existing.name, &name);
+    let ns = env.namespace();
+    let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
+    let (code, stdout, stderr) = run(env
+        .plugin()
+        .args(["azdo", "--create-repository", "--dry-run", "--url", &url])
+        .args(["--ca-file", &ca, "--path", "clusters/new", "-n", &ns])
+        .env("GIT_PASSWORD", env.git.pat()));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("would be created"), "{stderr}");
+    assert!(
+        stdout.contains(&format!("clusters/new/{ns}/gotk-components.yaml")),
+        "the diff shows the new files:\n{stdout}"
+    );
+    assert!(
+        env.git
+            .repo(&existing.org, &existing.project, &name)
+            .is_none(),
+        "a dry run created the repository"
+    );
+    let applied = env.kubectl(&["get", "namespace", &ns, "--ignore-not-found", "-o", "name"]);
+    assert!(String::from_utf8_lossy(&applied.stdout).trim().is_empty());
+}
+
 /// A commit on `main` that changes no file, made with the real git on the bare repository:
 /// a new revision for source-controller to fetch. Returns its id.
 fn commit_without_changes(repo: &Repo, message: &str) -> String {
