@@ -595,6 +595,11 @@ pub(crate) struct ExportArgs {
     #[arg(long)]
     pub(crate) url: String,
 
+    /// SSH host the cluster syncs over, e.g. `ssh.dev.azure.com` (the files of PAT push +
+    /// SSH sync)
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub(crate) ssh_hostname: Option<String>,
+
     #[command(flatten)]
     pub(crate) render: RenderArgs,
 

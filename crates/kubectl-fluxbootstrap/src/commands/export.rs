@@ -19,7 +19,7 @@ pub(crate) async fn run(args: &ExportArgs, global: &GlobalArgs, printer: Printer
         url_is_ssh: shared::is_ssh_url(&args.url),
         token_auth: false,
         with_bearer_token: false,
-        ssh_hostname: None,
+        ssh_hostname: args.ssh_hostname.as_deref(),
         provider: args.render.provider.as_deref(),
         azure_client_id: args.render.azure_client_id.as_deref(),
         cluster_pat: crate::cli::ClusterPat::Push,

@@ -93,3 +93,35 @@ fn the_host_key_is_decided_once_and_known_hosts_file_overrides_the_scan() {
     assert!(out.2.contains("host key"), "{}", out.2);
     assert!(repo.branch_sha("main").is_none());
 }
+
+/// `export --ssh-hostname`: the files of PAT push + SSH sync, as bootstrap writes them for
+/// that mode: the `GitRepository` syncs over SSH from the given host (the Azure DevOps path
+/// form), with the pinned `ssh.dev.azure.com` key's algorithms patch.
+#[test]
+fn export_writes_the_files_of_pat_push_and_ssh_sync() {
+    let env = env();
+    let (_dir, dir) = temp_dir();
+    let out = run(env
+        .plugin()
+        .args([
+            "export",
+            "--url",
+            "https://dev.azure.com/fabrikam/fleet/_git/clusters",
+            "--ssh-hostname",
+            "ssh.dev.azure.com",
+            "--output-dir",
+        ])
+        .arg(&dir));
+    assert_eq!(out.0, 0, "export failed:\n{}", out.2);
+    let sync = std::fs::read_to_string(dir.join("flux-system/gotk-sync.yaml")).expect("written");
+    assert!(
+        sync.contains("url: ssh://git@ssh.dev.azure.com/v3/fabrikam/fleet/clusters"),
+        "{sync}"
+    );
+    let kustomization =
+        std::fs::read_to_string(dir.join("flux-system/kustomization.yaml")).expect("written");
+    assert!(
+        kustomization.contains("--ssh-hostkey-algos=rsa-sha2-512,rsa-sha2-256"),
+        "{kustomization}"
+    );
+}
