@@ -1023,13 +1023,37 @@ pub(crate) fn pod_ip(pod: &Pod) -> String {
     format!("10.244.{}.{}", (hash >> 8) % 256, hash % 254 + 1)
 }
 
-/// Writes the pod's status from its containers' states.
+/// Writes the pod's status from its containers' states, retrying (every 500 ms, for up to two
+/// minutes) while the API server cannot take it, as a kubelet keeps syncing pod status: a
+/// status lost while the API server restarts would otherwise stay stale until the next
+/// change. A pod that is gone is not retried.
 async fn report(
     ctx: &Ctx,
     pod: &Pod,
     states: &Mutex<Vec<ContainerState>>,
     started: k8s_openapi::jiff::Timestamp,
 ) {
+    let deadline = std::time::Instant::now() + Duration::from_mins(2);
+    loop {
+        let retry = match report_once(ctx, pod, states, started).await {
+            Ok(()) => false,
+            Err(kube::Error::Api(status)) if status.code == 404 => false,
+            Err(_) => std::time::Instant::now() < deadline,
+        };
+        if !retry {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// One attempt of [`report`], with the states as they are now.
+async fn report_once(
+    ctx: &Ctx,
+    pod: &Pod,
+    states: &Mutex<Vec<ContainerState>>,
+    started: k8s_openapi::jiff::Timestamp,
+) -> Result<(), kube::Error> {
     let states = states
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -1077,11 +1101,12 @@ async fn report(
         ],
         "containerStatuses": container_statuses,
     }});
-    let _ = Api::<Pod>::namespaced(ctx.client.clone(), &pod.namespace().unwrap_or_default())
+    Api::<Pod>::namespaced(ctx.client.clone(), &pod.namespace().unwrap_or_default())
         .patch_status(
             &pod.name_any(),
             &PatchParams::default(),
             &Patch::Merge(&status),
         )
-        .await;
+        .await
+        .map(drop)
 }
