@@ -20,8 +20,9 @@ const KNOWN_SCOPES: &[&str] = &["vso.code", "vso.code_write", "vso.code_manage",
 /// The organizations' maximum PAT lifetime.
 pub(crate) const MAX_LIFETIME_DAYS: i64 = 180;
 
-/// One PAT the API created.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One PAT the API created (`Debug` leaves the token out, so a failing test's message does
+/// not print it).
+#[derive(Clone, PartialEq, Eq)]
 pub struct MintedPatRecord {
     /// The organization it was created in.
     pub org: String,
@@ -37,6 +38,19 @@ pub struct MintedPatRecord {
     pub revoked: bool,
     /// The token.
     pub token: String,
+}
+
+impl std::fmt::Debug for MintedPatRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MintedPatRecord")
+            .field("org", &self.org)
+            .field("authorization_id", &self.authorization_id)
+            .field("display_name", &self.display_name)
+            .field("scope", &self.scope)
+            .field("valid_to", &self.valid_to)
+            .field("revoked", &self.revoked)
+            .finish_non_exhaustive()
+    }
 }
 
 pub(crate) fn is_pats_route(segments: &[String]) -> bool {

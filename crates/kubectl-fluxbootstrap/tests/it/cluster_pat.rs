@@ -70,6 +70,10 @@ fn a_minted_read_only_pat_is_all_the_cluster_holds() {
     let days = valid_to.duration_since(jiff::Timestamp::now()).as_hours() / 24;
     assert!((29..=30).contains(&days), "valid for {days} days");
     assert!(stderr.contains("minted read-only PAT"), "{stderr}");
+    assert!(
+        !stderr.contains(&pat.token),
+        "the minted PAT is in the output"
+    );
 
     let kubectl = |args: &[&str]| {
         let out = cluster.kubectl().args(args).output().expect("kubectl runs");
@@ -168,6 +172,10 @@ fn a_minted_read_only_pat_is_all_the_cluster_holds() {
     assert_eq!(code, 0, "rotate --mint failed:\n{stderr}");
     let pats = env.git.minted_pats(&repo.org);
     assert_eq!(pats.len(), 2, "{pats:#?}");
+    assert!(
+        pats.iter().all(|p| !stderr.contains(&p.token)),
+        "a minted PAT is in the output"
+    );
     assert!(pats[0].revoked, "the old PAT was not revoked");
     let new = &pats[1];
     assert!(!new.revoked);
