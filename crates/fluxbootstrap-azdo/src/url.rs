@@ -122,6 +122,12 @@ pub enum UrlError {
         /// The input with control characters escaped and any user info replaced by `***`.
         url: String,
     },
+    /// The URL's canonical HTTPS or SSH form would name another repository.
+    #[error("`{url}` is ambiguous: its canonical form names another repository")]
+    Ambiguous {
+        /// The input, with any user info replaced by `***`.
+        url: String,
+    },
     /// An SSH endpoint given to [`RepoUrl::with_ssh_host`] is malformed.
     #[error("`{endpoint}` is not a `host[:port]` SSH endpoint")]
     BadSshEndpoint {
@@ -134,7 +140,10 @@ impl UrlError {
     /// User-actionable advice for this error.
     pub fn hint(&self) -> Option<String> {
         match self {
-            Self::Empty | Self::NotAzureDevOps { .. } | Self::BadSegment { .. } => {
+            Self::Empty
+            | Self::NotAzureDevOps { .. }
+            | Self::BadSegment { .. }
+            | Self::Ambiguous { .. } => {
                 Some(format!("use one of these forms:\n{EXPECTED_FORMS}"))
             }
             Self::CredentialsInUrl { .. } => Some(
@@ -155,6 +164,26 @@ impl UrlError {
 impl RepoUrl {
     /// Parses any Azure DevOps repository URL form (see [`EXPECTED_FORMS`]).
     pub fn parse(input: &str) -> Result<RepoUrl, UrlError> {
+        let url = Self::parse_named(input)?;
+        // Git and Flux get the canonical renderings, never the input: one that reads back as
+        // another repository (or not at all) would bootstrap the wrong one. The rules in
+        // `parse_named` refuse the cases known (most found by `cargo xtask fuzz`); this is the
+        // backstop for any other.
+        for rendered in [url.https_url(), url.ssh_url()] {
+            let same = Self::parse_named(&rendered).is_ok_and(|again| {
+                (&again.org, &again.project, &again.repo) == (&url.org, &url.project, &url.repo)
+            });
+            if !same {
+                return Err(UrlError::Ambiguous {
+                    url: redact(input.trim()),
+                });
+            }
+        }
+        Ok(url)
+    }
+
+    /// [`RepoUrl::parse_form`] and the rules for names.
+    fn parse_named(input: &str) -> Result<RepoUrl, UrlError> {
         let url = Self::parse_form(input)?;
         // Azure DevOps names never start with `_` (its naming rules reserve that for its own
         // path segments, like `_git`): a project named `_git` would render an HTTPS URL that
@@ -162,9 +191,21 @@ impl RepoUrl {
         // `.` and `..` (percent-encoded in the input) would be path segments, not names.
         if [&url.org, &url.project, &url.repo]
             .iter()
-            .any(|name| name.starts_with('_') || *name == "." || *name == "..")
+            .any(|name| name.starts_with('_') || is_dot_segment(name))
         {
             return Err(UrlError::BadSegment {
+                url: redact(input.trim()),
+            });
+        }
+        // A server collection named `tfs` (or `v3`) without a virtual directory renders an
+        // HTTPS (SSH) URL that reads back as the `tfs` virtual directory (the cloud's `v3`
+        // layout) with the next segment as collection (both found by the fuzzer), so it is
+        // taken as the virtual directory with the collection missing.
+        if url.kind == HostKind::Server
+            && url.virtual_dir.is_none()
+            && (url.org.eq_ignore_ascii_case("tfs") || url.org.eq_ignore_ascii_case("v3"))
+        {
+            return Err(UrlError::NotAzureDevOps {
                 url: redact(input.trim()),
             });
         }
@@ -185,7 +226,17 @@ impl RepoUrl {
         let not_ado = || UrlError::NotAzureDevOps {
             url: redacted.clone(),
         };
-        if let Some((scheme, _)) = input.split_once("://") {
+        if let Some((scheme, rest)) = input.split_once("://") {
+            // The URL parser resolves `.` and `..` (also percent-encoded) segments, which
+            // would quietly name another repository than the one typed (found by the fuzzer).
+            let path = rest.find('/').map_or("", |at| &rest[at..]);
+            let path = &path[..path.find(['?', '#']).unwrap_or(path.len())];
+            if path
+                .split(['/', '\\'])
+                .any(|s| is_dot_segment(&percent_decode_str(s).decode_utf8_lossy()))
+            {
+                return Err(UrlError::BadSegment { url: redacted });
+            }
             let url = url::Url::parse(input).map_err(|_| not_ado())?;
             return match scheme.to_ascii_lowercase().as_str() {
                 "https" | "http" => parse_http(&url, &redacted),
@@ -385,9 +436,9 @@ fn parse_http(url: &url::Url, redacted: &str) -> Result<RepoUrl, UrlError> {
             _ => return Err(not_ado()),
         };
         cloud(HostKind::LegacyVisualStudio, org.to_owned(), project, repo)
-    } else if host.ends_with(LEGACY_SUFFIX) || host == "visualstudio.com" {
-        // Microsoft's domain, but not `{org}.visualstudio.com`: no Azure DevOps Server lives
-        // there (the SSH parser refuses it too; found by `cargo xtask fuzz`).
+    } else if is_microsoft_domain(&host) {
+        // Microsoft's domain, but not `dev.azure.com` or `{org}.visualstudio.com`: no Azure
+        // DevOps Server lives there (the SSH parser refuses it too; found by `cargo xtask fuzz`).
         return Err(not_ado());
     } else {
         let (virtual_dir, org, project) = server_parts(before, &repo).ok_or_else(not_ado)?;
@@ -450,9 +501,10 @@ fn parse_ssh(
     let kind = match host.as_str() {
         CLOUD_SSH_HOST => HostKind::Cloud,
         LEGACY_SSH_HOST => HostKind::LegacyVisualStudio,
-        // Microsoft's own domain serves no Azure DevOps Server; read as one, its HTTPS form
-        // would be taken for a legacy `{org}.visualstudio.com` URL (also found by the fuzzer).
-        other if other.ends_with(".visualstudio.com") || other == "visualstudio.com" => {
+        // Microsoft's own domains serve no Azure DevOps Server; read as one, its HTTPS form
+        // would be taken for a legacy `{org}.visualstudio.com` URL or refused (found by the
+        // fuzzer: `https://x@ssh.dev.azure.com/...` rendered an SSH URL nothing parses).
+        other if is_microsoft_domain(other) => {
             return Err(not_ado());
         }
         _ => HostKind::Server,
@@ -589,7 +641,21 @@ fn segments(path: &str, redacted: &str) -> Result<Vec<String>, UrlError> {
     if path.is_empty() {
         return Ok(Vec::new());
     }
-    path.split('/').map(|s| decode(s, redacted)).collect()
+    let segments: Vec<String> = path
+        .split('/')
+        .map(|s| decode(s, redacted))
+        .collect::<Result<_, _>>()?;
+    if segments.iter().any(|s| is_dot_segment(s)) {
+        return Err(UrlError::BadSegment {
+            url: redacted.to_owned(),
+        });
+    }
+    Ok(segments)
+}
+
+/// `.` or `..`: a path step, never a name.
+fn is_dot_segment(segment: &str) -> bool {
+    segment == "." || segment == ".."
 }
 
 fn decode(segment: &str, redacted: &str) -> Result<String, UrlError> {
@@ -636,8 +702,6 @@ fn split_host_port(endpoint: &str) -> Option<(&str, Option<u16>)> {
     }
 }
 
-/// The input with the user info of an `http(s)://` URL replaced by `***`, so a PAT typed into
-/// a URL never reaches an error message.
 /// A DNS name or an IP address (brackets removed): what both URL forms may carry, so the
 /// HTTPS and SSH renderings of one repository parse back. The URL parsers let through hosts
 /// no server has (`tfs*contoso`, `.09`: found by `cargo xtask fuzz`).
@@ -669,6 +733,16 @@ fn is_host_name(host: &str) -> bool {
         && url::Url::parse(&format!("https://{host}/")).is_ok_and(|u| u.host_str() == Some(host))
 }
 
+/// `visualstudio.com`, `azure.com` or a name under them: Microsoft's domains, where only
+/// Azure DevOps Services itself lives (callers match its own hosts first).
+fn is_microsoft_domain(host: &str) -> bool {
+    ["visualstudio.com", "azure.com"].iter().any(|domain| {
+        host == *domain || host.strip_suffix(domain).is_some_and(|h| h.ends_with('.'))
+    })
+}
+
+/// The input with the user info of an `http(s)://` URL replaced by `***`, so a PAT typed into
+/// a URL never reaches an error message.
 fn redact(input: &str) -> String {
     let Some((scheme, rest)) = input.split_once("://") else {
         return input.to_owned();
@@ -871,10 +945,21 @@ mod tests {
             RepoUrl::parse("git@tfs.contoso.com:v3/fabrikam/_git/fleet"),
             Err(UrlError::BadSegment { .. })
         ));
-        assert!(matches!(
-            RepoUrl::parse("git@gite.com:v3/fabrikam/p/%2E%2E"),
-            Err(UrlError::BadSegment { .. })
-        ));
+        // `.` and `..` are path steps the URL parser would resolve (the last found by the
+        // fuzzer: it bootstrapped `tfs/fl` instead of refusing).
+        for bad in [
+            "git@gite.com:v3/fabrikam/p/%2E%2E",
+            "https://tm:8443/tfs/'DefaultCollection/.%2E/_git/fl",
+            "https://dev.azure.com/o/./p/_git/r",
+            "ssh://git@ssh.dev.azure.com/v3/o/../p/r",
+            "tfs.contoso.com:./c/p/_git/r",
+        ] {
+            assert!(
+                matches!(RepoUrl::parse(bad), Err(UrlError::BadSegment { .. })),
+                "{bad}: {:?}",
+                RepoUrl::parse(bad)
+            );
+        }
     }
 
     #[test]
@@ -886,6 +971,17 @@ mod tests {
             "ssh://.09/DefaultCollec/t)on/brieF/_git/fleac",
             "https://a.fabrikam.visualstudio.com/DefaultCollection/Fiber/_git/f",
             "ssh://gi.visualv.xn--ftp-fed41yure.com/v3/fabrikam/Fiber/fleet",
+            // Microsoft's hosts that serve no HTTPS repositories (the first found by the
+            // fuzzer in CI); their renderings would not parse back.
+            "https://tfs.it@ssh.dev.azure.com/Fiber/_git/fleet",
+            "https://vssps.dev.azure.com/Fiber/_git/fleet",
+            "https://azure.com/Fiber/p/_git/fleet",
+            "ssh://git@dev.azure.com/v3/fabrikam/Fiber/fleet",
+            "ssh://tfs.azure.com/Fiber/p/_git/fleet",
+            // A collection named `tfs` reads back as the virtual directory (fuzzer).
+            "https://tm:8443/tfs/_git/fl",
+            "ssh://tfs.contoso.com/v3/tfs/p/r",
+            "https://tfs.contoso.com/v3/fct/_git/f",
         ] {
             assert!(
                 matches!(RepoUrl::parse(bad), Err(UrlError::NotAzureDevOps { .. })),
