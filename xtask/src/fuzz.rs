@@ -2,7 +2,8 @@
 //! `fuzz/` for a bounded time each and prints how many inputs each one executed.
 //!
 //! `--smoke` (what `.ci/run` does) runs a fixed number of inputs from a fixed seed instead of
-//! a time: the same build explores the same inputs on every machine, so CI is repeatable.
+//! a time: the same build (the pinned [`NIGHTLY`] and `fuzz/Cargo.lock`) explores the same
+//! inputs on every machine, so CI is repeatable.
 //!
 //! The targets (the repository URL parser, the `known_hosts` reader, the manifest YAML reader
 //! and `--path` cleaner, the release archive reader) need a nightly toolchain and
@@ -17,6 +18,11 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 const TARGETS: &[&str] = &["repo_url", "known_hosts", "manifest_yaml", "bundle_tar"];
+
+/// The nightly toolchain the targets are built with, pinned: a smoke run explores the same
+/// inputs only with the same compiler (CI once took the newest nightly, whose build found an
+/// input that this machine's had not reached).
+const NIGHTLY: &str = "nightly-2026-05-20";
 
 /// Inputs per target in a `--smoke` run.
 const SMOKE_RUNS: u64 = 100_000;
@@ -95,14 +101,15 @@ fn run_target(root: &Path, target: &str, budget: Budget) -> Result<u64> {
     eprintln_status(&format!("fuzz: {target} ({})", limits.join(" ")));
     let out = Command::new("cargo")
         .current_dir(root)
-        .args(["+nightly", "fuzz", "run", "-O", target])
+        .arg(format!("+{NIGHTLY}"))
+        .args(["fuzz", "run", "-O", target])
         .arg(&new_inputs)
         .arg(root.join("fuzz/corpus").join(target))
         .arg("--")
         .args(&limits)
         .arg("-print_final_stats=1")
         .output()
-        .context("failed to run `cargo +nightly fuzz`")?;
+        .with_context(|| format!("failed to run `cargo +{NIGHTLY} fuzz`"))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         let tail: Vec<&str> = stderr.lines().rev().take(40).collect();
@@ -120,26 +127,29 @@ fn run_target(root: &Path, target: &str, budget: Budget) -> Result<u64> {
 
 fn ensure_nightly() -> Result<()> {
     let has_nightly = Command::new("rustup")
-        .args(["run", "nightly", "rustc", "--version"])
+        .args(["run", NIGHTLY, "rustc", "--version"])
         .output()
         .is_ok_and(|o| o.status.success());
     if has_nightly {
         return Ok(());
     }
-    eprintln_status("fuzz: installing the nightly toolchain (libFuzzer needs it)");
+    eprintln_status(&format!(
+        "fuzz: installing the {NIGHTLY} toolchain (libFuzzer needs a nightly)"
+    ));
     let status = Command::new("rustup")
-        .args(["toolchain", "install", "nightly", "--profile", "minimal"])
+        .args(["toolchain", "install", NIGHTLY, "--profile", "minimal"])
         .status()
         .context("failed to run rustup")?;
     if !status.success() {
-        bail!("`rustup toolchain install nightly` failed ({status})");
+        bail!("`rustup toolchain install {NIGHTLY}` failed ({status})");
     }
     Ok(())
 }
 
 fn ensure_cargo_fuzz() -> Result<()> {
     let has = Command::new("cargo")
-        .args(["+nightly", "fuzz", "--version"])
+        .arg(format!("+{NIGHTLY}"))
+        .args(["fuzz", "--version"])
         .output()
         .is_ok_and(|o| o.status.success());
     if has {
@@ -147,7 +157,7 @@ fn ensure_cargo_fuzz() -> Result<()> {
     }
     eprintln_status("fuzz: installing cargo-fuzz");
     let status = Command::new("cargo")
-        .args(["install", "cargo-fuzz", "--locked"])
+        .args(["install", "cargo-fuzz@0.13.2", "--locked"])
         .status()
         .context("failed to run `cargo install cargo-fuzz`")?;
     if !status.success() {
