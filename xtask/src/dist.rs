@@ -11,6 +11,7 @@
 //! use it as is, the tag and the krew version are `v` + it.
 
 pub(crate) mod krew;
+mod toolchain;
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -52,7 +53,7 @@ pub(crate) const TARGETS: &[(&str, &str, &str)] = &[
     ("aarch64-unknown-linux-musl", "linux", "arm64"),
     ("x86_64-apple-darwin", "darwin", "amd64"),
     ("aarch64-apple-darwin", "darwin", "arm64"),
-    ("x86_64-pc-windows-msvc", "windows", "amd64"),
+    ("x86_64-pc-windows-gnu", "windows", "amd64"),
 ];
 
 /// The package and binary that ship.
@@ -124,7 +125,7 @@ impl Target {
         })
     }
 
-    /// The triple when this is a musl target, which needs [`ensure_musl_toolchain`].
+    /// The triple when this is a musl target.
     fn musl_triple(self) -> Option<&'static str> {
         self.triple.filter(|triple| triple.ends_with("-linux-musl"))
     }
@@ -144,7 +145,7 @@ impl Target {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Builder {
+pub(crate) enum Builder {
     Cargo,
     Zigbuild,
     Cross,
@@ -153,7 +154,8 @@ enum Builder {
 #[derive(Debug)]
 struct Options {
     targets: Vec<Target>,
-    builder: Builder,
+    /// `--build-with`; else each target's [`toolchain::default_builder`].
+    builder: Option<Builder>,
     out_dir: Option<PathBuf>,
     binary: Option<PathBuf>,
     base_url: Option<String>,
@@ -164,7 +166,7 @@ struct Options {
 fn parse(args: &[String]) -> Result<Options> {
     let mut options = Options {
         targets: Vec::new(),
-        builder: Builder::Cargo,
+        builder: None,
         out_dir: None,
         binary: None,
         base_url: None,
@@ -195,12 +197,12 @@ fn parse(args: &[String]) -> Result<Options> {
                 triple => options.targets.push(Target::from_triple(triple)?),
             },
             "--build-with" => {
-                options.builder = match value()?.as_str() {
+                options.builder = Some(match value()?.as_str() {
                     "cargo" => Builder::Cargo,
                     "zigbuild" => Builder::Zigbuild,
                     "cross" => Builder::Cross,
                     other => bail!("unknown `--build-with {other}`: use cargo, zigbuild or cross"),
-                }
+                });
             }
             "--out-dir" => options.out_dir = Some(PathBuf::from(value()?)),
             "--base-url" => {
@@ -255,7 +257,13 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         for target in &options.targets {
             let binary = match &options.binary {
                 Some(binary) => binary.clone(),
-                None => build(&root, *target, options.builder)?,
+                None => build(
+                    &root,
+                    *target,
+                    options
+                        .builder
+                        .unwrap_or_else(|| toolchain::default_builder(target.triple)),
+                )?,
             };
             let archive = out_dir.join(target.archive_name(&version));
             let bin_name = format!("{BINARY}{}", target.exe_suffix());
@@ -372,10 +380,8 @@ pub(crate) fn binary_path(root: &Path, triple: Option<&str>, exe_suffix: &str) -
 
 /// Builds the binary with `--profile dist` and returns its path.
 fn build(root: &Path, target: Target, builder: Builder) -> Result<PathBuf> {
-    if builder == Builder::Cargo
-        && let Some(triple) = target.musl_triple()
-    {
-        ensure_musl_toolchain(triple)?;
+    if let Some(triple) = target.triple {
+        toolchain::ensure(triple, builder)?;
     }
     let mut cmd = match builder {
         Builder::Cargo => {
@@ -398,6 +404,10 @@ fn build(root: &Path, target: Target, builder: Builder) -> Result<PathBuf> {
         .args(["--package", BINARY, "--bin", BINARY, "--profile", "dist"]);
     if let Some(triple) = target.triple {
         cmd.args(["--target", triple]);
+        let scripts = target_dir(root).join("xtask-linkers");
+        if let Some((env, linker)) = toolchain::static_pie_linker(triple, builder, &scripts)? {
+            cmd.env(env, linker);
+        }
     }
     let what = target.triple.unwrap_or("the host");
     progress(&format!(
@@ -436,52 +446,10 @@ pub(crate) fn host_musl_triple() -> Result<Option<&'static str>> {
     Ok(Target::host()?.musl_triple())
 }
 
-/// Makes sure `cargo build --target <musl triple>` can work: the Rust target is installed
-/// (`rustup target add` if not) and a musl C compiler exists for the vendored C libraries
-/// (OpenSSL, libgit2, libssh2, zlib), else says how to get one.
-pub(crate) fn ensure_musl_toolchain(triple: &str) -> Result<()> {
-    let installed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-        .with_context(|| format!("`{triple}` needs rustup to install its standard library"))?;
-    if !String::from_utf8_lossy(&installed.stdout)
-        .lines()
-        .any(|line| line.trim() == triple)
-    {
-        progress(&format!("installing the Rust target {triple} (rustup)"));
-        let status = Command::new("rustup")
-            .args(["target", "add", triple])
-            .status()
-            .context("failed to run `rustup target add`")?;
-        ensure!(
-            status.success(),
-            "`rustup target add {triple}` failed ({status}); install the target, build with \
-             `--build-with zigbuild` or `--build-with cross`, or build `--target native`"
-        );
-    }
-    let arch = triple.split('-').next().unwrap_or(triple);
-    let cc_env = format!("CC_{}", triple.replace('-', "_"));
-    let mut compilers = vec![format!("{arch}-linux-musl-gcc")];
-    if std::env::consts::ARCH == arch {
-        // Debian's musl-tools wraps the host gcc for the host architecture only.
-        compilers.push("musl-gcc".to_owned());
-    }
-    let found =
-        std::env::var_os(&cc_env).is_some() || compilers.iter().any(|cc| on_path(cc).is_some());
-    ensure!(
-        found,
-        "building `{triple}` needs a musl C compiler (one of {}) or `{cc_env}` naming one: \
-         install Debian's `musl-tools` (`sudo apt-get install musl-tools`) for the host \
-         architecture, or build with `--build-with zigbuild` or `--build-with cross`",
-        compilers.join(", ")
-    );
-    Ok(())
-}
-
-fn on_path(program: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join(program))
-        .find(|path| path.is_file())
+/// Makes sure the release build for `triple` can work here with its default builder,
+/// installing the Rust target and C toolchain when missing (see [`toolchain`]).
+pub(crate) fn ensure_toolchain(triple: &str) -> Result<()> {
+    toolchain::ensure(triple, toolchain::default_builder(Some(triple)))
 }
 
 /// Seconds since the epoch stamped on archive entries: `SOURCE_DATE_EPOCH`, else the time

@@ -51,8 +51,12 @@ fn target_dir() -> PathBuf {
         .map_or_else(|| workspace_root().join("target"), PathBuf::from)
 }
 
-fn sandbox_dir() -> PathBuf {
-    target_dir().join("sandbox")
+/// `target/sandbox`, or `$FLUXBOOTSTRAP_SANDBOX_DIR` (the demo's test runs its own sandbox
+/// beside a developer's).
+pub(crate) fn sandbox_dir() -> PathBuf {
+    std::env::var_os("FLUXBOOTSTRAP_SANDBOX_DIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| target_dir().join("sandbox"), PathBuf::from)
 }
 
 fn progress(message: &str) {

@@ -38,8 +38,8 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     test.args(["test", "--workspace", "--locked", "--no-fail-fast"])
         .args(args);
     if let Some(triple) = crate::dist::host_musl_triple()? {
-        let ready = install_packages(MUSL_PACKAGES)
-            .and_then(|()| crate::dist::ensure_musl_toolchain(triple));
+        let ready =
+            install_packages(MUSL_PACKAGES).and_then(|()| crate::dist::ensure_toolchain(triple));
         if let Err(err) = ready {
             eprintln_status(&format!(
                 "cannot build the static release binary here, so the krew install test packs \
@@ -52,6 +52,44 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     if !status.success() {
         bail!("the test suite failed ({status})");
     }
+    Ok(())
+}
+
+/// Debian's emulators the platform tier starts the cross-built binaries under.
+const EMULATOR_PACKAGES: &[&str] = &["qemu-user-static", "wine64"];
+
+/// `cargo xtask test-platforms`: the platform tier. Installs the emulators (the cross
+/// toolchains are `cargo xtask dist`'s to install) and runs the ignored test
+/// `platforms::cross_built_release_binaries_run_under_emulation`, which cross-builds the
+/// linux/arm64 and windows/amd64 release archives and smoke-tests each binary.
+pub(crate) fn run_platforms(args: &[String]) -> Result<()> {
+    let started = std::time::Instant::now();
+    install_packages(EMULATOR_PACKAGES)?;
+    install_packages(MUSL_PACKAGES)?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(cargo)
+        .args([
+            "test",
+            "--locked",
+            "--package",
+            "fluxbootstrap-test",
+            "--test",
+            "it",
+            "platforms::",
+            "--",
+            "--ignored",
+            "--nocapture",
+        ])
+        .args(args)
+        .status()
+        .context("failed to run `cargo test`")?;
+    if !status.success() {
+        bail!("the platform tier failed ({status})");
+    }
+    eprintln_status(&format!(
+        "the platform tier passed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    ));
     Ok(())
 }
 

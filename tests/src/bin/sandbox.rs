@@ -84,6 +84,33 @@ fn main() {
     releases.publish(&version, bundle);
     releases.set_latest(&version);
 
+    // A user's RSA key, already added to the git server, for trying the SSH-only mode.
+    let user_key = dir.join("id_rsa");
+    let _ = fs_err::remove_file(&user_key);
+    let _ = fs_err::remove_file(user_key.with_extension("pub"));
+    let keygen = std::process::Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "rsa",
+            "-b",
+            "4096",
+            "-N",
+            "",
+            "-C",
+            "sandbox-user",
+            "-f",
+        ])
+        .arg(&user_key)
+        .status()
+        .unwrap_or_else(|e| fail(&format!("running ssh-keygen: {e}")));
+    if !keygen.success() {
+        fail("ssh-keygen failed to create the sandbox user's key");
+    }
+    let public_key = fs_err::read_to_string(user_key.with_extension("pub"))
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    git.add_ssh_key(public_key.trim());
+
     let known_hosts = dir.join("known_hosts");
     fs_err::write(&known_hosts, format!("{}\n", git.ssh_known_hosts()))
         .unwrap_or_else(|e| fail(&e.to_string()));
@@ -95,6 +122,10 @@ fn main() {
         (
             "FLUXBOOTSTRAP_SANDBOX_SSH_KNOWN_HOSTS",
             known_hosts.display().to_string(),
+        ),
+        (
+            "FLUXBOOTSTRAP_SANDBOX_SSH_KEY",
+            user_key.display().to_string(),
         ),
         (
             "FLUXBOOTSTRAP_SANDBOX_CA_FILE",
@@ -168,6 +199,18 @@ fn write_env(path: &Path, vars: &[(&str, String)]) {
     for (key, value) in vars {
         let _ = writeln!(text, "export {key}={}", shell_quote(value));
     }
+    // `kubectl fluxbootstrap` (built next to this binary) and the sandbox's kubectl.
+    let plugin_dir = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
+    let search_path = std::env::join_paths([plugin_dir, ControlPlane::bin_dir()])
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    let _ = writeln!(
+        text,
+        "export PATH={}:\"$PATH\"",
+        shell_quote(&search_path.to_string_lossy())
+    );
     let tmp = path.with_extension("tmp");
     fs_err::write(&tmp, text).unwrap_or_else(|e| fail(&e.to_string()));
     fs_err::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))

@@ -17,19 +17,19 @@ use std::process::Command;
 /// The workspace version every crate inherits.
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("the harness crate is one level below the workspace root")
         .to_path_buf()
 }
 
-fn read(path: &Path) -> String {
+pub(crate) fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
 /// Runs `cmd`, panics with its output unless it succeeds, and returns stdout.
-fn run(cmd: &mut Command) -> String {
+pub(crate) fn run(cmd: &mut Command) -> String {
     let output = cmd
         .output()
         .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
@@ -46,7 +46,7 @@ fn run(cmd: &mut Command) -> String {
 }
 
 /// `cargo xtask <args>`, from the workspace root.
-fn xtask(args: &[&str]) -> String {
+pub(crate) fn xtask(args: &[&str]) -> String {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     run(Command::new(cargo)
         .current_dir(root())
@@ -55,7 +55,7 @@ fn xtask(args: &[&str]) -> String {
 }
 
 /// `key: value` lines of a YAML text, trimmed (enough for the flat fields checked here).
-fn values<'a>(yaml: &'a str, key: &str) -> Vec<&'a str> {
+pub(crate) fn values<'a>(yaml: &'a str, key: &str) -> Vec<&'a str> {
     yaml.lines()
         .filter_map(|line| line.trim_start().strip_prefix(key)?.strip_prefix(':'))
         .map(str::trim)
@@ -113,7 +113,7 @@ fn manifests_carry_the_workspace_version() {
 }
 
 /// Serves the files of `dir` over plain HTTP on `listener` until the process exits.
-fn serve(listener: TcpListener, dir: PathBuf) {
+pub(crate) fn serve(listener: TcpListener, dir: PathBuf) {
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             let mut reader = BufReader::new(&stream);
@@ -150,7 +150,7 @@ fn serve(listener: TcpListener, dir: PathBuf) {
 }
 
 /// kubectl from the kube test binaries when built, else the one on `PATH`.
-fn kubectl_dir() -> PathBuf {
+pub(crate) fn kubectl_dir() -> PathBuf {
     let kube = PathBuf::from(xtask(&["kube", "dir"]).trim());
     if kube.join("kubectl").is_file() {
         return kube;
@@ -177,7 +177,7 @@ fn host_platform() -> (&'static str, &'static str) {
 /// `ET_DYN` (loaded at a random address, so ASLR applies), no `PT_INTERP` program header (no
 /// dynamic loader), and a `PT_DYNAMIC` one (its own relocations); `None` if it is not such an
 /// ELF file.
-fn elf_static_pie(elf: &[u8]) -> Option<bool> {
+pub(crate) fn elf_static_pie(elf: &[u8]) -> Option<bool> {
     const ET_DYN: u16 = 3;
     const PT_DYNAMIC: u32 = 2;
     const PT_INTERP: u32 = 3;

@@ -55,7 +55,11 @@ pub(crate) async fn run(args: &ExportArgs, global: &GlobalArgs, printer: Printer
         return Ok(());
     };
     for (path, contents) in &files {
-        let target = dir.join(path);
+        // Repository paths use `/`; joined a component at a time, the file names what the
+        // platform writes (`out\flux-system\gotk-sync.yaml` on Windows, not a mix).
+        let target = path
+            .split('/')
+            .fold(dir.clone(), |target, part| target.join(part));
         if let Some(parent) = target.parent() {
             fs_err::create_dir_all(parent).context("failed to create the output directory")?;
         }
