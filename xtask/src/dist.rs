@@ -254,6 +254,11 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             license.display()
         );
         let mtime = source_date_epoch(&root);
+        if options.binary.is_none() && options.builder != Some(Builder::Cross) {
+            for triple in options.targets.iter().filter_map(|t| t.triple) {
+                toolchain::buildable_here(triple)?;
+            }
+        }
         for target in &options.targets {
             let binary = match &options.binary {
                 Some(binary) => binary.clone(),

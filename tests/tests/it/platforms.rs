@@ -211,7 +211,7 @@ fn smoke(
         "out",
     ]));
     assert!(export.status.success(), "{name}: export: {export:?}");
-    // The files are named as the platform writes paths (no `out\\flux-system/…` mix).
+    // The files are named as the platform writes paths (no `out\flux-system/…` mix).
     let written = format!("out{separator}flux-system{separator}gotk-sync.yaml");
     assert!(
         text(&export.stderr).contains(&written),

@@ -45,6 +45,7 @@ pub(crate) fn ensure(triple: &str, builder: Builder) -> Result<()> {
         // cross brings its own toolchains in containers.
         return Ok(());
     }
+    buildable_here(triple)?;
     ensure_rust_target(triple)?;
     match builder {
         Builder::Zigbuild => ensure_zigbuild(),
@@ -52,6 +53,18 @@ pub(crate) fn ensure(triple: &str, builder: Builder) -> Result<()> {
         Builder::Cargo if triple == "x86_64-pc-windows-gnu" => ensure_mingw(),
         Builder::Cargo | Builder::Cross => Ok(()),
     }
+}
+
+/// Refuses a target no toolchain here can build, before anything is built.
+pub(crate) fn buildable_here(triple: &str) -> Result<()> {
+    if triple.ends_with("-apple-darwin") && std::env::consts::OS != "macos" {
+        bail!(
+            "`{triple}` builds on macOS only: libgit2 and rustls-platform-verifier link Apple's \
+             Security framework, which needs the macOS SDK (the release workflow builds darwin \
+             on a macOS runner)"
+        );
+    }
+    Ok(())
 }
 
 fn ensure_rust_target(triple: &str) -> Result<()> {
@@ -190,7 +203,9 @@ exec cargo-zigbuild zig cc -- -g -fno-sanitize=all -target {zig_target} "$@"
     );
     std::fs::create_dir_all(dir)
         .with_context(|| format!("failed to create `{}`", dir.display()))?;
-    let path = dir.join(format!("{triple}-static-pie-ld.sh"));
+    // rustc infers the linker's flavor from its file name: `…-ld` would get raw `ld` arguments,
+    // `…-cc` gets the target's own (`cc`) ones.
+    let path = dir.join(format!("{triple}-static-pie-cc.sh"));
     std::fs::write(&path, script)
         .with_context(|| format!("failed to write `{}`", path.display()))?;
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
