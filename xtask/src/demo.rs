@@ -113,10 +113,12 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     )?;
 
     let env_shown = display_relative(&env_file, &root);
+    // The SSH step's key is already one of the git server's keys (the sandbox added it), so
+    // `--silent` skips the "add this public key" confirmation.
     output(&format!(
         "\nFlux is running on the sandbox and syncs {DEMO_PATH} of its repository. Try more:\n\n  \
          . {env_shown}\n  \
-         kubectl fluxbootstrap azdo --url \"$FLUXBOOTSTRAP_SANDBOX_SSH_URL\" --private-key-file \"$FLUXBOOTSTRAP_SANDBOX_SSH_KEY\" --known-hosts-file \"$FLUXBOOTSTRAP_SANDBOX_SSH_KNOWN_HOSTS\" --context \"$FLUXBOOTSTRAP_SANDBOX_SECOND_CONTEXT\" --path clusters/ssh\n  \
+         kubectl fluxbootstrap azdo --url \"$FLUXBOOTSTRAP_SANDBOX_SSH_URL\" --private-key-file \"$FLUXBOOTSTRAP_SANDBOX_SSH_KEY\" --known-hosts-file \"$FLUXBOOTSTRAP_SANDBOX_SSH_KNOWN_HOSTS\" --context \"$FLUXBOOTSTRAP_SANDBOX_SECOND_CONTEXT\" --path clusters/ssh --silent\n  \
          cargo xtask sandbox down\n"
     ));
     Ok(())

@@ -172,7 +172,10 @@ fn up() -> Result<()> {
         let (key, _) = line.split_once('=').unwrap_or((line, ""));
         let key = key.trim_start_matches("export ");
         // The file holds PATs and a token; only name them here.
-        if key.contains("PASSWORD") || key.contains("PAT") || key.contains("TOKEN") {
+        if key
+            .split('_')
+            .any(|word| matches!(word, "PASSWORD" | "PAT" | "TOKEN"))
+        {
             let _ = writeln!(summary, "  {key}=<secret>");
         } else {
             let _ = writeln!(summary, "  {}", line.trim_start_matches("export "));
