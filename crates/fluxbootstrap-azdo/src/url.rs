@@ -182,6 +182,18 @@ impl RepoUrl {
         Ok(url)
     }
 
+    /// The Azure DevOps Services repository `{org}/{project}/{repo}`, from the names as the web
+    /// UI shows them (spaces and non-ASCII are percent-encoded here), under the rules of
+    /// [`RepoUrl::parse`].
+    pub fn from_cloud_names(org: &str, project: &str, repo: &str) -> Result<RepoUrl, UrlError> {
+        Self::parse(&format!(
+            "https://{CLOUD_HOST}/{}/{}/_git/{}",
+            enc(org),
+            enc(project),
+            enc(repo)
+        ))
+    }
+
     /// [`RepoUrl::parse_form`] and the rules for names.
     fn parse_named(input: &str) -> Result<RepoUrl, UrlError> {
         let url = Self::parse_form(input)?;
@@ -937,6 +949,24 @@ mod tests {
             (ssh.org, ssh.project, ssh.repo),
             (url.org, url.project, url.repo)
         );
+    }
+
+    #[test]
+    fn cloud_names_are_encoded_once_and_checked() {
+        let url = RepoUrl::from_cloud_names("fabrikam", "Fiber Optics", "fleet/ä?").unwrap();
+        assert_eq!(
+            (url.org.as_str(), url.project.as_str(), url.repo.as_str()),
+            ("fabrikam", "Fiber Optics", "fleet/ä?")
+        );
+        assert_eq!(
+            url.https_url(),
+            "https://dev.azure.com/fabrikam/Fiber%20Optics/_git/fleet%2F%C3%A4%3F"
+        );
+        assert!(RepoUrl::from_cloud_names("fabrikam", "_git", "r").is_err());
+        assert!(matches!(
+            RepoUrl::from_cloud_names("fabrikam", "..", "r"),
+            Err(UrlError::BadSegment { .. })
+        ));
     }
 
     #[test]

@@ -3,7 +3,6 @@
 
 use fluxbootstrap_auth::ExposeSecret as _;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::io::{BufRead, IsTerminal, Read};
 use std::path::Path;
 use std::sync::Arc;
@@ -58,23 +57,16 @@ fn connection_overrides(args: &crate::cli::ConnectionArgs) -> fluxbootstrap_clus
 
 /// `--url`, or `--org`/`--project`/`--repository`, as an Azure DevOps repository.
 pub(crate) fn resolve_repo_url(args: &RepoArgs) -> Result<RepoUrl> {
-    let url = match (&args.url, &args.org, &args.project, &args.repository) {
-        (Some(url), ..) => url.clone(),
+    let parsed = match (&args.url, &args.org, &args.project, &args.repository) {
+        (Some(url), ..) => RepoUrl::parse(url)?,
         (None, Some(org), Some(project), Some(repo)) => {
-            let enc = |s: &str| percent_encode_segment(s);
-            format!(
-                "https://dev.azure.com/{}/{}/_git/{}",
-                enc(org),
-                enc(project),
-                enc(repo)
-            )
+            RepoUrl::from_cloud_names(org, project, repo)?
         }
         _ => bail!(Hinted::new(
             "no repository was given",
             "pass `--url https://dev.azure.com/{org}/{project}/_git/{repo}`, or `--org`, `--project` and `--repository`"
         )),
     };
-    let parsed = RepoUrl::parse(&url)?;
     // Decided on the parsed scheme: `HTTP://` and ` http://` are plain HTTP too.
     if parsed.insecure_http && !args.allow_insecure_http {
         bail!(Hinted::new(
@@ -107,18 +99,6 @@ pub(crate) fn all_components(options: &InstallOptions) -> Vec<String> {
         .chain(&options.components_extra)
         .cloned()
         .collect()
-}
-
-fn percent_encode_segment(segment: &str) -> String {
-    let mut out = String::new();
-    for byte in segment.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
-    out
 }
 
 /// Where bootstrap writes in the repository.
