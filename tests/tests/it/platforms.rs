@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Instant;
 
-use crate::krew::{elf_static_pie, read, root, run, serve, values, xtask};
+use crate::krew::{elf_static_pie, kubectl_dir, read, root, run, serve, values, xtask};
 
 /// The workspace version every crate inherits.
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -286,9 +286,18 @@ fn cross_built_release_binaries_run_under_emulation() {
         );
     }
     let krew_bin = PathBuf::from(xtask(&["krew", "build", "--print-dir"]).trim());
+    // The validator installs through `kubectl krew`: kubectl and kubectl-krew on PATH.
+    let path = std::env::join_paths([
+        krew_bin.clone(),
+        kubectl_dir(),
+        PathBuf::from("/usr/bin"),
+        PathBuf::from("/bin"),
+    ])
+    .expect("PATH entries without separators");
     run(Command::new(krew_bin.join("validate-krew-manifest"))
         .env_clear()
-        .env("PATH", "/usr/bin:/bin")
+        .env("PATH", path)
+        .env("KREW_NO_UPGRADE_CHECK", "1")
         .env("HOME", tmp.path())
         .env("KREW_ROOT", tmp.path().join("krew"))
         .args(["-manifest"])
@@ -318,6 +327,15 @@ fn cross_built_release_binaries_run_under_emulation() {
         })
         .expect("the host's archive");
     let host = prepare("host", &host_archive);
+    report(&format!(
+        "host: binary {}, archive {}",
+        megabytes(
+            std::fs::metadata(host.join("bin/kubectl-fluxbootstrap"))
+                .expect("the host binary")
+                .len()
+        ),
+        megabytes(std::fs::metadata(&host_archive).expect("the archive").len())
+    ));
     let reference = smoke(
         "host",
         None,
