@@ -117,6 +117,35 @@ struct Ready {
     spent: Duration,
 }
 
+/// Two targets that reached the same API server would bootstrap one cluster twice at once, each
+/// with its own `spec.path`, and the last writer would win (common with `--all-contexts`, where
+/// several contexts name one cluster). Refused after preflight, before anything is written,
+/// naming both contexts. A context that failed preflight bootstraps nothing and is not counted.
+fn refuse_shared_servers(ready: &[Ready], namespace: &str) -> Result<(), Hinted> {
+    let mut seen: Vec<(String, &str)> = Vec::new();
+    for item in ready {
+        let server = item
+            .cluster
+            .server_url()
+            .trim_end_matches('/')
+            .to_ascii_lowercase();
+        if let Some((_, first)) = seen.iter().find(|(known, _)| *known == server) {
+            return Err(Hinted::new(
+                format!(
+                    "contexts `{first}` and `{}` both reach the API server {} (namespace `{namespace}`): \
+                     bootstrapping both would write one cluster twice, with different paths",
+                    item.target.context,
+                    item.cluster.server_url()
+                ),
+                "select each cluster once: drop one of the two `--context` flags, or narrow \
+                 `--context-selector` (with `--all-contexts`, use `--context-selector` instead)",
+            ));
+        }
+        seen.push((server, item.target.context.as_str()));
+    }
+    Ok(())
+}
+
 /// Runs the fleet bootstrap.
 pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) -> Result<()> {
     let started = Instant::now();
@@ -170,6 +199,7 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
         }
     }
 
+    refuse_shared_servers(&ready, namespace)?;
     timings.push(("preflight", step.elapsed().as_secs_f64()));
     step = Instant::now();
     // Secrets one cluster at a time: a generated key asks the user to register it.

@@ -332,3 +332,71 @@ fn context_selector_with_single_commit() {
         assert_flux_synced(&cluster, context, &ns, &repo, "main");
     }
 }
+
+/// Two contexts that reach one API server would bootstrap it twice at once, with different
+/// paths (the last writer wins): the fleet is refused after preflight, naming both contexts,
+/// before anything is pushed or applied.
+#[test]
+fn two_contexts_on_one_api_server_are_refused_before_any_change() {
+    let env = env();
+    let repo = env.repo();
+    let ns = env.namespace();
+    let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
+    let admin = env.control_plane.admin_context();
+    let (_dir, dir) = crate::context::temp_dir();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::copy(env.control_plane.kubeconfig(), &kubeconfig).expect("the kubeconfig is copied");
+    let field = |what: &str| {
+        let out = env
+            .control_plane
+            .kubectl()
+            .env("KUBECONFIG", &kubeconfig)
+            .args(["config", "view", "-o"])
+            .arg(format!(
+                "jsonpath={{.contexts[?(@.name==\"{admin}\")].context.{what}}}"
+            ))
+            .output()
+            .expect("kubectl runs");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let (cluster, user) = (field("cluster"), field("user"));
+    assert!(
+        !cluster.is_empty() && !user.is_empty(),
+        "{admin}: {cluster:?} {user:?}"
+    );
+    let out = env
+        .control_plane
+        .kubectl()
+        .env("KUBECONFIG", &kubeconfig)
+        .args(["config", "set-context", "admin-again"])
+        .arg(format!("--cluster={cluster}"))
+        .arg(format!("--user={user}"))
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let before = commit_subjects(&repo, "main");
+
+    let out = run(env
+        .plugin()
+        .args(["azdo", "--url", &repo.https_url, "--ca-file", &ca])
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["--path", "clusters/{context}", "-n", &ns])
+        .args(["--context", admin, "--context", "admin-again"])
+        .env("GIT_PASSWORD", env.git.pat()));
+    assert_eq!(out.0, 1, "{}", out.2);
+    assert!(
+        out.2.contains(&format!(
+            "contexts `{admin}` and `admin-again` both reach the API server"
+        )) && out.2.contains("hint: select each cluster once"),
+        "{}",
+        out.2
+    );
+    assert_eq!(commit_subjects(&repo, "main"), before, "nothing was pushed");
+    let namespace = env.kubectl(&["--context", admin, "get", "namespace", &ns]);
+    assert!(!namespace.status.success(), "nothing was applied");
+}
