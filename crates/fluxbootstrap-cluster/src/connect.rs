@@ -454,24 +454,46 @@ pub(crate) const KUSTOMIZATION: FixedResource = FixedResource {
     scope: Scope::Namespaced,
 };
 
-/// The files kubectl would read, in precedence order, skipping missing `KUBECONFIG` entries
-/// (as client-go does); an explicit `--kubeconfig` must exist.
+/// The contexts of the kubeconfig [`Cluster::connect`] reads, merged like kubectl merges them
+/// (first definition of a name wins), for selecting a fleet.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KubeContexts {
+    /// Every context name, in merge order.
+    pub names: Vec<String>,
+    /// The cluster name each context points at.
+    pub clusters: std::collections::BTreeMap<String, String>,
+    /// The current context, if one is set.
+    pub current: Option<String>,
+}
+
+/// The contexts of the kubeconfig files `opts` selects, from the same files and with the same
+/// merge [`Cluster::connect`] uses, so a fleet lists exactly what it can connect to.
+pub fn kubeconfig_contexts(opts: &KubeOptions) -> Result<KubeContexts, ClusterError> {
+    let env = std::env::var_os("KUBECONFIG");
+    let files = kubeconfig_files(opts, env.as_deref())?;
+    if files.is_empty() {
+        return Err(ClusterError::NoKubeconfig {
+            looked_at: looked_at(env.as_deref()),
+        });
+    }
+    let merged = merged_kubeconfig(&files)?;
+    Ok(KubeContexts {
+        names: merged.contexts.iter().map(|c| c.name.clone()).collect(),
+        clusters: merged
+            .contexts
+            .iter()
+            .filter_map(|c| Some((c.name.clone(), c.context.as_ref()?.cluster.clone())))
+            .collect(),
+        current: merged.current_context.filter(|c| !c.is_empty()),
+    })
+}
+
 /// The namespace of the context `opts` chooses (`--context`, else the current one), from the
 /// same merged kubeconfig [`Cluster::connect`] reads; `None` when it sets none. For flux's
 /// `--ns-follows-kube-context`.
 pub fn context_namespace(opts: &KubeOptions) -> Result<Option<String>, ClusterError> {
     let env = std::env::var_os("KUBECONFIG");
-    let mut merged = Kubeconfig::default();
-    for path in kubeconfig_files(opts, env.as_deref())? {
-        let config =
-            Kubeconfig::read_from(&path).map_err(|source| ClusterError::ReadKubeconfig {
-                path: path.clone(),
-                source,
-            })?;
-        merged = merged
-            .merge(config)
-            .map_err(|source| ClusterError::ReadKubeconfig { path, source })?;
-    }
+    let merged = merged_kubeconfig(&kubeconfig_files(opts, env.as_deref())?)?;
     let Some(name) = opts.context.clone().or(merged.current_context) else {
         return Ok(None);
     };
@@ -482,6 +504,25 @@ pub fn context_namespace(opts: &KubeOptions) -> Result<Option<String>, ClusterEr
         .and_then(|c| c.context)
         .and_then(|c| c.namespace)
         .filter(|ns| !ns.is_empty()))
+}
+
+/// `files` read and merged in order, as kubectl merges them.
+fn merged_kubeconfig(files: &[PathBuf]) -> Result<Kubeconfig, ClusterError> {
+    let mut merged = Kubeconfig::default();
+    for path in files {
+        let config =
+            Kubeconfig::read_from(path).map_err(|source| ClusterError::ReadKubeconfig {
+                path: path.clone(),
+                source,
+            })?;
+        merged = merged
+            .merge(config)
+            .map_err(|source| ClusterError::ReadKubeconfig {
+                path: path.clone(),
+                source,
+            })?;
+    }
+    Ok(merged)
 }
 
 /// Applies the connection flags to the cluster and user `context` resolves to (after
@@ -532,6 +573,8 @@ fn apply_overrides(merged: &mut Kubeconfig, context: &str, opts: &KubeOptions) {
     opts.overrides.apply(cluster, user);
 }
 
+/// The files kubectl would read, in precedence order, skipping missing `KUBECONFIG` entries
+/// (as client-go does); an explicit `--kubeconfig` must exist.
 fn kubeconfig_files(opts: &KubeOptions, env: Option<&OsStr>) -> Result<Vec<PathBuf>, ClusterError> {
     if let Some(path) = &opts.kubeconfig {
         if !path.exists() {

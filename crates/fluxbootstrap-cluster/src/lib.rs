@@ -32,7 +32,9 @@ mod watch;
 pub use apply::{
     ApplyEntry, ApplyOptions, ApplyReport, ApplyReporter, ApplyStage, FIELD_MANAGER, NoReporter,
 };
-pub use connect::{Cluster, KubeOptions, KubeOverrides, context_namespace};
+pub use connect::{
+    Cluster, KubeContexts, KubeOptions, KubeOverrides, context_namespace, kubeconfig_contexts,
+};
 pub use error::ClusterError;
 pub use health::{ComponentHealth, CrdHealth, HealthReport, PART_OF_FLUX};
 pub use object::{Change, ObjectRef};

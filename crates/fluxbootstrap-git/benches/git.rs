@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use fluxbootstrap_auth::SecretString;
-use fluxbootstrap_git::{Author, Checkout, NoReporter, RemoteAuth, RemoteOptions};
+use fluxbootstrap_git::{Author, Checkout, FileWrite, NoReporter, RemoteAuth, RemoteOptions};
 use fluxbootstrap_test::GitServer;
 
 const FILES: usize = 300;
@@ -36,10 +36,10 @@ fn manifest(i: usize, generation: usize) -> Vec<u8> {
     out.into_bytes()
 }
 
-fn tree(generation: usize) -> Vec<(String, Vec<u8>)> {
+fn tree(generation: usize) -> Vec<FileWrite> {
     (0..FILES)
         .map(|i| {
-            (
+            FileWrite::new(
                 format!("apps/team-{}/cm-{i}.yaml", i % 12),
                 manifest(i, generation),
             )
@@ -99,8 +99,8 @@ fn cli_round(server: &GitServer, url: &str, dir: &Path, generation: usize) {
             ])
             .arg(&work),
     );
-    for (path, contents) in tree(generation).into_iter().take(3) {
-        std::fs::write(work.join(path), contents).expect("writing works");
+    for file in tree(generation).into_iter().take(3) {
+        std::fs::write(work.join(file.path), file.contents).expect("writing works");
     }
     check(git(server).arg("-C").arg(&work).args(["add", "-A"]));
     check(

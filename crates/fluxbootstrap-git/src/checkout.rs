@@ -31,6 +31,40 @@ impl Default for Author {
     }
 }
 
+/// One file a commit writes: its repository path (relative, `/`-separated) and contents.
+///
+/// A file made with [`FileWrite::unless_present`] is written only when the branch does not
+/// have it yet. The check is made again on every push attempt, on top of the head the commit
+/// goes onto, so a file someone else pushed in the meantime is kept, not overwritten.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileWrite {
+    /// Repository path, relative and `/`-separated.
+    pub path: String,
+    /// The bytes to write.
+    pub contents: Vec<u8>,
+    /// Keep a file that already exists at `path` instead of replacing it.
+    pub keep_existing: bool,
+}
+
+impl FileWrite {
+    /// `contents` at `path`, replacing what is there.
+    pub fn new(path: impl Into<String>, contents: impl Into<Vec<u8>>) -> Self {
+        Self {
+            path: path.into(),
+            contents: contents.into(),
+            keep_existing: false,
+        }
+    }
+
+    /// `contents` at `path` only when the branch has no file there.
+    pub fn unless_present(path: impl Into<String>, contents: impl Into<Vec<u8>>) -> Self {
+        Self {
+            keep_existing: true,
+            ..Self::new(path, contents)
+        }
+    }
+}
+
 /// Signs commits: the armored signature (SSH, or `OpenPGP`) of a raw commit object, which
 /// becomes its `gpgsig` header, as `git commit -S` writes it.
 pub trait CommitSigner: Send + Sync {
@@ -178,20 +212,21 @@ impl Checkout {
         }
     }
 
-    /// Writes `files` (repository path, contents), commits them if anything changed and
-    /// pushes without force. When someone else pushed in the meantime, fetches their head,
-    /// writes the same files on top, commits and pushes again, up to a bounded number of
-    /// times, so their commit is kept. Returns the new sha, or `None` when nothing changed.
+    /// Writes `files`, commits them if anything changed and pushes without force. When
+    /// someone else pushed in the meantime, fetches their head, writes the same files on top
+    /// (a [`FileWrite::unless_present`] file only if their head lacks it), commits and pushes
+    /// again, up to a bounded number of times, so their commit is kept. Returns the new sha,
+    /// or `None` when nothing changed.
     pub fn commit_and_push(
         &mut self,
-        files: &[(String, Vec<u8>)],
+        files: &[FileWrite],
         message: &str,
         author: &Author,
         reporter: &dyn Reporter,
     ) -> Result<Option<String>, GitError> {
         check_author(author)?;
-        for (path, _) in files {
-            checked_path(path)?;
+        for file in files {
+            checked_path(&file.path)?;
         }
         let remote = self.remote.clone();
         let session = Session::new(&remote)?;
@@ -258,17 +293,22 @@ impl Checkout {
         Ok(())
     }
 
-    /// Writes and stages `files`; commits when the tree differs from `HEAD`'s.
+    /// Writes and stages `files` (keeping present `keep_existing` ones); commits when the tree
+    /// differs from `HEAD`'s.
     fn commit(
         &self,
-        files: &[(String, Vec<u8>)],
+        files: &[FileWrite],
         message: &str,
         author: &Author,
     ) -> Result<Option<Oid>, GitError> {
         let mut index = self.repo.index().map_err(local("open the index"))?;
-        for (repo_path, contents) in files {
-            let relative = checked_path(repo_path)?;
+        for file in files {
+            let relative = checked_path(&file.path)?;
             let path = self.workdir.join(&relative);
+            let contents = &file.contents;
+            if file.keep_existing && path.exists() {
+                continue;
+            }
             if fs_err::read(&path).ok().as_deref() != Some(contents.as_slice()) {
                 if let Some(parent) = path.parent() {
                     fs_err::create_dir_all(parent).map_err(|source| GitError::Io {

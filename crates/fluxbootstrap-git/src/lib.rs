@@ -10,7 +10,7 @@
 //! ```no_run
 //! use std::time::Duration;
 //! use fluxbootstrap_auth::SecretString;
-//! use fluxbootstrap_git::{Author, Checkout, NoReporter, RemoteAuth, RemoteOptions};
+//! use fluxbootstrap_git::{Author, Checkout, FileWrite, NoReporter, RemoteAuth, RemoteOptions};
 //!
 //! let remote = RemoteOptions {
 //!     url: "https://dev.azure.com/org/project/_git/fleet".to_owned(),
@@ -22,7 +22,7 @@
 //!     timeout: Duration::from_secs(30),
 //! };
 //! let mut checkout = Checkout::clone(&remote, "main", false, &NoReporter)?;
-//! let files = [("clusters/prod/flux-system/gotk-sync.yaml".to_owned(), b"...".to_vec())];
+//! let files = [FileWrite::new("clusters/prod/flux-system/gotk-sync.yaml", b"...".to_vec())];
 //! checkout.commit_and_push(&files, "Add Flux sync manifests", &Author::default(), &NoReporter)?;
 //! # Ok::<(), fluxbootstrap_git::GitError>(())
 //! ```
@@ -36,7 +36,7 @@ mod session;
 mod tls;
 mod url;
 
-pub use checkout::{Author, Checkout, CommitSigner};
+pub use checkout::{Author, Checkout, CommitSigner, FileWrite};
 pub use error::GitError;
 pub use remote::{RemoteAuth, RemoteOptions, ls_remote};
 pub use reporter::{NoReporter, Phase, Reporter};

@@ -4,9 +4,7 @@ mod azdo;
 mod check;
 mod completion;
 mod export;
-mod fleet;
 mod rotate;
-mod shared;
 mod uninstall;
 mod version;
 
@@ -25,7 +23,7 @@ pub(crate) fn follow_kube_context_namespace(cli: &mut Cli, namespace_given: bool
         return;
     }
     if let Ok(Some(namespace)) =
-        fluxbootstrap_cluster::context_namespace(&shared::kube_options(&cli.global))
+        fluxbootstrap_cluster::context_namespace(&crate::inputs::kube_options(&cli.global))
     {
         cli.global.namespace = namespace;
     }

@@ -59,6 +59,26 @@ impl fmt::Display for Interrupted {
 
 impl Error for Interrupted {}
 
+/// A failure of the plugin itself, not of the input or the cluster: a task that panicked or
+/// never finished. Exit code 2, as the README says.
+#[derive(Debug)]
+pub(crate) struct Internal(String);
+
+impl Internal {
+    /// An internal failure described by `message`.
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+impl fmt::Display for Internal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "internal error: {}", self.0)
+    }
+}
+
+impl Error for Internal {}
+
 /// Prints `err` and returns the exit code for it.
 pub(crate) fn report(printer: Printer, err: &anyhow::Error) -> i32 {
     if err.downcast_ref::<Interrupted>().is_some() {
@@ -66,16 +86,30 @@ pub(crate) fn report(printer: Printer, err: &anyhow::Error) -> i32 {
         return exit_code::INTERRUPTED;
     }
     printer.stderr(render(err));
-    exit_code::FAILURE
+    exit_code_of(err)
+}
+
+/// 2 when the chain holds an [`Internal`] failure, else 1.
+fn exit_code_of(err: &anyhow::Error) -> i32 {
+    if err
+        .chain()
+        .any(|cause| cause.downcast_ref::<Internal>().is_some())
+    {
+        exit_code::USAGE
+    } else {
+        exit_code::FAILURE
+    }
 }
 
 /// The text of an error report, without colour decisions (anstream strips them when needed).
 pub(crate) fn render(err: &anyhow::Error) -> String {
     let mut out = format!("{}: {err}", "error".red().bold());
     let mut hint = None;
+    let mut caused_by = false;
     for (index, cause) in err.chain().enumerate() {
         if index > 0 && !cause.to_string().trim().is_empty() {
-            if !out.contains("Caused by") {
+            if !caused_by {
+                caused_by = true;
                 let _ = write!(out, "\n  {}:", "Caused by".bold());
             }
             let _ = write!(out, "\n    {cause}");
@@ -99,6 +133,9 @@ fn hint_for(cause: &(dyn Error + 'static)) -> Option<String> {
     }
     if let Some(err) = cause.downcast_ref::<Hinted>() {
         return Some(err.hint.clone());
+    }
+    if cause.downcast_ref::<crate::prompt::Declined>().is_some() {
+        return Some(crate::prompt::Declined::HINT.to_owned());
     }
     hint_of!(
         fluxbootstrap_auth::AuthError,
@@ -132,6 +169,26 @@ mod tests {
         assert_eq!(
             text,
             "error: failed to authenticate\n  Caused by:\n    no PAT was given\nhint: set `GIT_PASSWORD`"
+        );
+    }
+
+    #[test]
+    fn a_cause_that_says_caused_by_still_gets_its_header() {
+        anstream::ColorChoice::Never.write_global();
+        let err = Err::<(), _>(anyhow::anyhow!("inner"))
+            .context("Caused by a bad flag")
+            .unwrap_err();
+        let text = anstream::adapter::strip_str(&render(&err)).to_string();
+        assert_eq!(text, "error: Caused by a bad flag\n  Caused by:\n    inner");
+    }
+
+    #[test]
+    fn internal_failures_exit_with_two() {
+        let err = anyhow::Error::new(Internal::new("a task panicked")).context("bootstrap failed");
+        assert_eq!(exit_code_of(&err), exit_code::USAGE);
+        assert_eq!(
+            exit_code_of(&anyhow::anyhow!("bad input")),
+            exit_code::FAILURE
         );
     }
 }

@@ -3,12 +3,21 @@
 //!
 //! This is the only crate that parses arguments, prints, prompts or decides an exit code.
 
+mod bootstrap;
+mod bundle;
 mod cli;
 mod commands;
+mod credentials;
 mod duration;
 mod error;
 mod git_mode;
+mod host_keys;
+mod inputs;
 mod printer;
+mod prompt;
+mod reporters;
+mod repository;
+mod source_secret;
 
 use std::ffi::OsString;
 

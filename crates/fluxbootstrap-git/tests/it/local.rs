@@ -1,7 +1,7 @@
 //! Clone/commit/push against bare repositories on disk (libgit2's local transport): the
 //! repository logic without any network or credentials.
 
-use fluxbootstrap_git::{Author, Checkout, GitError, NoReporter, Phase, RemoteAuth};
+use fluxbootstrap_git::{Author, Checkout, FileWrite, GitError, NoReporter, Phase, RemoteAuth};
 
 use crate::support::{Recorder, bare_repo, files, git_bare, push_as_someone_else, remote, seed};
 
@@ -155,6 +155,61 @@ fn concurrent_push_is_kept_and_ours_goes_on_top() {
     assert_eq!(git_bare(&bare, &["show", "main:theirs.txt"]), "mine");
     assert_eq!(git_bare(&bare, &["show", "main:clusters/a/sync.yaml"]), "s");
     assert_eq!(checkout.head().as_deref(), Some(ours.as_str()));
+}
+
+/// A file written "unless present" (bootstrap's `kustomization.yaml`) is decided again on the
+/// retry: when the concurrent push added it, theirs is kept and ours is not written over it.
+/// Deciding once on the fresh clone, as bootstrap used to, would replace their file.
+#[test]
+fn a_file_kept_when_present_is_decided_again_on_every_push_attempt() {
+    let (_dir, bare) = bare_repo("keep.git");
+    seed(&bare, "main", &[("README.md", "hi\n")]);
+    let url = bare.display().to_string();
+    let mut checkout =
+        Checkout::clone(&remote(&url, RemoteAuth::None), "main", false, &NoReporter).unwrap();
+    assert_eq!(checkout.read_file("c/kustomization.yaml").unwrap(), None);
+    // Between our clone and our push, someone adds their own kustomization.yaml.
+    let theirs = push_as_someone_else(
+        &url,
+        "main",
+        &[("c/kustomization.yaml", "theirs: patches\n")],
+        |_| {},
+    );
+    let ours = checkout
+        .commit_and_push(
+            &[
+                FileWrite::new("c/gotk-sync.yaml", "sync\n"),
+                FileWrite::unless_present("c/kustomization.yaml", "ours\n"),
+            ],
+            "Add Flux sync manifests",
+            &Author::default(),
+            &NoReporter,
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(git_bare(&bare, &["rev-parse", "main^"]), theirs);
+    assert_eq!(git_bare(&bare, &["rev-parse", "main"]), ours);
+    assert_eq!(
+        git_bare(&bare, &["show", "main:c/kustomization.yaml"]),
+        "theirs: patches"
+    );
+    assert_eq!(git_bare(&bare, &["show", "main:c/gotk-sync.yaml"]), "sync");
+    // On a branch without the file, it is written.
+    let mut fresh =
+        Checkout::clone(&remote(&url, RemoteAuth::None), "main", false, &NoReporter).unwrap();
+    fresh
+        .commit_and_push(
+            &[FileWrite::unless_present("d/kustomization.yaml", "ours\n")],
+            "Add",
+            &Author::default(),
+            &NoReporter,
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        git_bare(&bare, &["show", "main:d/kustomization.yaml"]),
+        "ours"
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use fluxbootstrap_git::{Phase, RemoteAuth, RemoteOptions, Reporter};
+use fluxbootstrap_git::{FileWrite, Phase, RemoteAuth, RemoteOptions, Reporter};
 
 /// The real `git` with inherited `GIT_*` variables and user/system config out of the way.
 pub(crate) fn git_cmd() -> Command {
@@ -111,10 +111,10 @@ pub(crate) fn remote(url: &str, auth: RemoteAuth) -> RemoteOptions {
     }
 }
 
-pub(crate) fn files(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn files(pairs: &[(&str, &str)]) -> Vec<FileWrite> {
     pairs
         .iter()
-        .map(|(p, c)| ((*p).to_owned(), c.as_bytes().to_vec()))
+        .map(|(p, c)| FileWrite::new(*p, c.as_bytes()))
         .collect()
 }
 

@@ -6,7 +6,7 @@ use fluxbootstrap_cluster::{Cluster, PreflightRequest};
 use serde_json::json;
 
 use crate::cli::{CheckArgs, GlobalArgs};
-use crate::commands::shared::{self, kube_options};
+use crate::inputs::kube_options;
 use crate::printer::Printer;
 use fluxbootstrap_auth::ExposeSecret as _;
 
@@ -127,7 +127,11 @@ async fn cluster_pat_expiry(
 ) -> serde_json::Value {
     let secret = SOURCE_SECRET;
     let Ok(Some(id)) = cluster
-        .secret_annotation(namespace, secret, shared::MINTED_PAT_ANNOTATION)
+        .secret_annotation(
+            namespace,
+            secret,
+            crate::source_secret::MINTED_PAT_ANNOTATION,
+        )
         .await
     else {
         return serde_json::Value::Null;
@@ -171,7 +175,7 @@ async fn read_expiry(
         .get_secret(namespace, secret)
         .await?
         .and_then(|data| data.get("ca.crt").map(|ca| ca.expose_secret().to_vec()));
-    let client = shared::pat_client(&repo, ca.as_ref(), printer).await?;
+    let client = crate::credentials::pat_client(&repo, ca.as_ref(), printer).await?;
     let pat = client
         .get_pat(id)
         .await?

@@ -7,16 +7,17 @@ use std::fmt::Write as _;
 use anyhow::{Context, Result};
 use fluxbootstrap_azdo::RepoUrl;
 
+use crate::bundle::BundleFiles;
 use crate::cli::{ExportArgs, GlobalArgs};
-use crate::commands::shared::{self, BundleFiles, RepoPaths};
 use crate::git_mode::{GitMode, ModeFlags};
+use crate::inputs::RepoPaths;
 use crate::printer::Printer;
 
 pub(crate) async fn run(args: &ExportArgs, global: &GlobalArgs, printer: Printer) -> Result<()> {
     let namespace = global.namespace.as_str();
     let repo = RepoUrl::parse(&args.url)?;
     let mode = GitMode::from_flags(ModeFlags {
-        url_is_ssh: shared::is_ssh_url(&args.url),
+        url_is_ssh: crate::inputs::is_ssh_url(&args.url),
         token_auth: false,
         with_bearer_token: false,
         ssh_hostname: args.ssh_hostname.as_deref(),
@@ -25,15 +26,16 @@ pub(crate) async fn run(args: &ExportArgs, global: &GlobalArgs, printer: Printer
         cluster_pat: crate::cli::ClusterPat::Push,
     })?;
     let paths = RepoPaths::new(&args.render.path, namespace)?;
-    let install = shared::install_options(&args.render, namespace)?;
+    let install = crate::inputs::install_options(&args.render, namespace)?;
     let bundle = BundleFiles::load(&args.render, global.timeout, printer).await?;
-    let host_keys = shared::cluster_host_keys(&mode, &repo, &args.render, printer).await?;
-    let patches = shared::kustomization_patches(&args.render, &mode, host_keys.as_ref());
+    let host_keys =
+        crate::host_keys::cluster_host_keys(&mode, &repo, &args.render, printer).await?;
+    let patches = crate::inputs::kustomization_patches(&args.render, &mode, host_keys.as_ref());
     let files = [
         (paths.components_file(), bundle.render(&install)?),
         (
             paths.sync_file(),
-            shared::render_sync(&args.render, namespace, &paths, &repo, &mode)?,
+            crate::inputs::render_sync(&args.render, namespace, &paths, &repo, &mode)?,
         ),
         (
             paths.kustomization_file(),

@@ -17,15 +17,17 @@ use fluxbootstrap_cluster::{Cluster, WaitSpec};
 use fluxbootstrap_git::{RemoteAuth, RemoteOptions};
 
 use crate::cli::{GlobalArgs, RotateArgs};
-use crate::commands::azdo::token_secret;
-use crate::commands::shared::{self, ClusterPrinter, MINTED_PAT_ANNOTATION, kube_options};
 use crate::error::Hinted;
 use crate::git_mode::GitMode;
+use crate::inputs::kube_options;
 use crate::printer::Printer;
+use crate::reporters::ClusterPrinter;
+use crate::source_secret::MINTED_PAT_ANNOTATION;
+use crate::source_secret::token_secret;
 
 pub(crate) async fn run(args: &RotateArgs, global: &GlobalArgs, printer: Printer) -> Result<()> {
     let namespace = global.namespace.as_str();
-    let repo = shared::resolve_repo_url(&args.repo)?;
+    let repo = crate::inputs::resolve_repo_url(&args.repo)?;
     let cluster = Cluster::connect(&kube_options(global)).await?;
     let Some(existing) = cluster.get_secret(namespace, &args.secret_name).await? else {
         bail!(Hinted::new(
@@ -46,7 +48,7 @@ pub(crate) async fn run(args: &RotateArgs, global: &GlobalArgs, printer: Printer
     let previous_pat = cluster
         .secret_annotation(namespace, &args.secret_name, MINTED_PAT_ANNOTATION)
         .await?;
-    let ca_pem = match shared::read_ca_file(args.repo.ca_file.as_deref())? {
+    let ca_pem = match crate::inputs::read_ca_file(args.repo.ca_file.as_deref())? {
         Some(ca) => Some(ca),
         None => existing.get("ca.crt").map(|ca| ca.expose_secret().to_vec()),
     };
@@ -65,14 +67,17 @@ pub(crate) async fn run(args: &RotateArgs, global: &GlobalArgs, printer: Printer
                 "`rotate --mint` replaces a PAT; re-run bootstrap with `--cluster-pat mint` to switch"
             ));
         }
-        let client = shared::pat_client(&repo, ca_pem.as_ref(), printer).await?;
-        let name = shared::cluster_pat_name(&repo, &cluster, namespace);
+        let client = crate::credentials::pat_client(&repo, ca_pem.as_ref(), printer).await?;
+        let name = crate::credentials::cluster_pat_name(&repo, &cluster, namespace);
         let minted =
-            shared::mint_cluster_pat(&client, &name, args.cluster_pat_days, printer).await?;
+            crate::credentials::mint_cluster_pat(&client, &name, args.cluster_pat_days, printer)
+                .await?;
         (minted.token, Some((client, minted.authorization_id)))
     } else {
         let mode = GitMode::Token { bearer };
-        let push = shared::push_credentials(&args.repo, &mode, None, None, &repo, printer).await?;
+        let push =
+            crate::credentials::push_credentials(&args.repo, &mode, None, None, &repo, printer)
+                .await?;
         let token = push.token().context("token auth without a token")?.clone();
         (token, None)
     };
@@ -164,7 +169,7 @@ async fn switch_to(
         "validating the new credential against \"{}\"",
         repo.https_url()
     ));
-    let ca_file = shared::TempCaFile::new(ca_pem.map(Vec::as_slice))?;
+    let ca_file = crate::credentials::TempCaFile::new(ca_pem.map(Vec::as_slice))?;
     let remote = RemoteOptions {
         url: repo.https_url(),
         auth: remote_auth,
@@ -218,7 +223,7 @@ async fn switch_to(
         timeout: global.timeout,
     };
     cluster
-        .wait_ready(&spec, &ClusterPrinter(printer))
+        .wait_ready(&spec, &ClusterPrinter::plain(printer))
         .await
         .context("Flux did not accept the new credential")?;
     printer.success("rotated the credential");

@@ -5,9 +5,10 @@ use fluxbootstrap_cluster::{Cluster, ObjectRef, UninstallOptions, UninstallRepor
 use std::io::IsTerminal;
 
 use crate::cli::{GlobalArgs, UninstallArgs};
-use crate::commands::shared::{confirm, kube_options};
 use crate::error::Hinted;
+use crate::inputs::kube_options;
 use crate::printer::Printer;
+use crate::prompt::confirm;
 
 struct UninstallPrinter(Printer);
 

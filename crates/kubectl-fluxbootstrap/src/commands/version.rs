@@ -8,7 +8,7 @@ use fluxbootstrap_cluster::Cluster;
 use serde_json::json;
 
 use crate::cli::{GlobalArgs, VersionArgs};
-use crate::commands::shared::kube_options;
+use crate::inputs::kube_options;
 use crate::printer::Printer;
 
 /// The plugin's own version, from the workspace.

@@ -148,9 +148,14 @@ fn token_auth_with_git_password_then_rerun_is_a_no_op() {
     assert_eq!(commit_subjects(&repo, "main").len(), 2);
     let summary: serde_json::Value = serde_json::from_str(&again.1).expect("json summary");
     assert_eq!(summary["commits"], serde_json::json!([]));
-    assert_eq!(summary["objects"]["created"], 0, "{summary:#}");
-    assert_eq!(summary["objects"]["configured"], 0, "{summary:#}");
+    // One schema for one cluster and for a fleet: the cluster's row is `clusters[0]`.
+    let cluster = &summary["clusters"][0];
+    assert_eq!(cluster["result"], "up to date", "{summary:#}");
+    assert_eq!(cluster["objects"]["created"], 0, "{summary:#}");
+    assert_eq!(cluster["objects"]["configured"], 0, "{summary:#}");
+    assert_eq!(cluster["writes"], 0, "{summary:#}");
     assert_eq!(summary["writes"], 0, "{summary:#}");
+    assert_eq!(summary["clones"], 1, "{summary:#}");
 }
 
 #[test]

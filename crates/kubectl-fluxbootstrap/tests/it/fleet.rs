@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use fluxbootstrap_test::ControlPlane;
 
-use crate::context::{assert_flux_synced, commit_subjects, env, real_flux_cluster, run, tree};
+use crate::context::{
+    assert_flux_synced, commit_subjects, env, real_flux_cluster, run, temp_dir, tree,
+};
 
 const COMPONENTS: &str = "Add Flux v2.9.4 component manifests";
 const SYNC: &str = "Add Flux sync manifests";
@@ -399,4 +401,40 @@ fn two_contexts_on_one_api_server_are_refused_before_any_change() {
     assert_eq!(commit_subjects(&repo, "main"), before, "nothing was pushed");
     let namespace = env.kubectl(&["--context", admin, "get", "namespace", &ns]);
     assert!(!namespace.status.success(), "nothing was applied");
+}
+
+/// The fleet lists its contexts from the kubeconfig it connects with. With `KUBECONFIG`
+/// naming only a missing file, kubectl (and the cluster crate) reads nothing, not
+/// `~/.kube/config`; the fleet's own loader used to fall back to it, listed that file's
+/// contexts and then failed to connect to every one of them.
+#[test]
+fn a_fleet_lists_contexts_from_the_kubeconfig_it_connects_with() {
+    let env = env();
+    let repo = env.repo();
+    let ns = env.namespace();
+    let (_home, home) = temp_dir();
+    std::fs::create_dir_all(home.join(".kube")).expect("the directory is made");
+    std::fs::copy(env.control_plane.kubeconfig(), home.join(".kube/config"))
+        .expect("the kubeconfig is copied");
+    let missing = home.join("missing-kubeconfig");
+    let out = run(env
+        .plugin()
+        .args(["azdo", "--url", &repo.https_url, "--ca-file"])
+        .arg(env.ca_file())
+        .args(["--all-contexts", "--path", "clusters/{context}", "-n", &ns])
+        .env("KUBECONFIG", &missing)
+        .env("HOME", &home)
+        .env("GIT_PASSWORD", env.git.pat()));
+    assert_eq!(out.0, 1, "{}", out.2);
+    // One error naming the `KUBECONFIG` that was read, not a table of contexts from
+    // another file that could not be connected to.
+    assert!(
+        out.2.lines().any(
+            |l| l.starts_with("error: No kubeconfig found") && l.contains("missing-kubeconfig")
+        ),
+        "the error should name the KUBECONFIG that was read:\n{}",
+        out.2
+    );
+    assert!(!out.2.contains("CONTEXT"), "{}", out.2);
+    assert!(commit_subjects(&repo, "main").is_empty(), "{}", out.2);
 }

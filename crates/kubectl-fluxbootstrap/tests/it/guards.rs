@@ -425,12 +425,13 @@ fn a_missing_branch_is_named_with_the_default_branch() {
 }
 
 #[test]
-fn ctrl_c_at_a_prompt_exits_130_and_removes_the_clone() {
+fn ctrl_c_at_the_public_key_prompt_leaves_the_repository_and_cluster_untouched() {
     let env = env();
     let repo = env.repo();
     let ns = env.namespace();
     let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
     let (_tmp, tmp) = temp_dir();
+    let before = commit_subjects(&repo, "main");
     let mut child = env
         .plugin()
         .args([
@@ -472,10 +473,26 @@ fn ctrl_c_at_a_prompt_exits_130_and_removes_the_clone() {
             })
             .count()
     };
+    // Every prompt comes while the plan is built: nothing was cloned, committed or applied
+    // yet (the key prompt used to come after the components were pushed and installed).
     assert_eq!(
         clones(),
-        1,
-        "the clone should exist while the prompt waits:\n{transcript}"
+        0,
+        "the repository was cloned before the prompt:\n{transcript}"
+    );
+    assert_eq!(
+        commit_subjects(&repo, "main"),
+        before,
+        "a commit was pushed before the prompt:\n{transcript}"
+    );
+    assert!(
+        !transcript.contains("installing components"),
+        "components were installed before the prompt:\n{transcript}"
+    );
+    let namespace = env.kubectl(&["get", "namespace", &ns]);
+    assert!(
+        !namespace.status.success(),
+        "the namespace was created before the prompt:\n{transcript}"
     );
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -484,5 +501,48 @@ fn ctrl_c_at_a_prompt_exits_130_and_removes_the_clone() {
     assert!(status.success());
     let status = child.wait().expect("the plugin exits");
     assert_eq!(status.code(), Some(130), "{transcript}");
-    assert_eq!(clones(), 0, "the temporary clone was left behind");
+    assert_eq!(clones(), 0, "a temporary clone was left behind");
+    assert_eq!(commit_subjects(&repo, "main"), before);
+}
+
+/// Answering "no" to adding the generated key stops the run before its first commit, in
+/// single-cluster mode as in a fleet (the single-cluster prompt used to come after the
+/// components were committed, pushed and installed, leaving a half-bootstrapped cluster).
+#[test]
+fn no_at_the_public_key_prompt_commits_and_applies_nothing() {
+    let env = env();
+    let repo = env.repo();
+    let ns = env.namespace();
+    let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
+    let before = commit_subjects(&repo, "main");
+    let mut child = env
+        .plugin()
+        .args([
+            "azdo",
+            "--url",
+            &repo.https_url,
+            "--ca-file",
+            &ca,
+            "--ssh-hostname",
+            &env.git.ssh_host(),
+            "-n",
+            &ns,
+        ])
+        .env("GIT_PASSWORD", env.git.pat())
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the plugin starts");
+    writeln!(child.stdin.take().expect("piped"), "n").expect("the answer is written");
+    let out = child.wait_with_output().expect("the plugin exits");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("aborting"), "{stderr}");
+    assert!(stderr.contains("hint: add the public key"), "{stderr}");
+    assert!(!stderr.contains("cloning branch"), "{stderr}");
+    assert_eq!(commit_subjects(&repo, "main"), before, "{stderr}");
+    assert!(
+        !env.kubectl(&["get", "namespace", &ns]).status.success(),
+        "the namespace was created: {stderr}"
+    );
 }

@@ -1,0 +1,438 @@
+//! Carrying out a plan: one clone, the commits and pushes, then every target concurrently.
+//!
+//! Invariants: the repository changes before any cluster does, so each cluster's Kustomization
+//! points at a pushed commit; a failing cluster never stops the others; `kustomization.yaml` is
+//! written only where the branch has none, decided again on every push attempt, and what each
+//! cluster gets applied is built from the branch as pushed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use fluxbootstrap_auth::SecretBytes;
+use fluxbootstrap_cluster::{ApplyOptions, Change, WaitSpec};
+use fluxbootstrap_git::FileWrite;
+use serde_json::Value;
+
+use super::plan::{Plan, PlannedTarget};
+use super::report::{Counts, Outcome, Report, Row};
+use crate::bundle::{self, BundleFiles};
+use crate::error::Internal;
+use crate::git_mode::GitMode;
+use crate::inputs;
+use crate::printer::Printer;
+use crate::reporters::{ClusterPrinter, change_word};
+use crate::repository;
+use crate::source_secret;
+
+/// Runs `plan`; what happened, cluster by cluster, is in the report it returns.
+pub(crate) async fn run(plan: Plan<'_>, printer: Printer) -> Result<Report> {
+    let mut report = plan.report;
+    let Plan {
+        args,
+        global,
+        ref repo,
+        ref mode,
+        ref push,
+        ref ca_pem,
+        ref install,
+        ref patches,
+        fleet,
+        ..
+    } = plan;
+    if plan.targets.is_empty() {
+        return Ok(report);
+    }
+    let step = Instant::now();
+    let written = write_repository(
+        &RepositoryJob {
+            plan: &RepositoryInputs {
+                args,
+                global,
+                repo,
+                push,
+                ca_pem: ca_pem.as_ref(),
+                install,
+                patches: patches.as_ref(),
+            },
+            targets: &plan.targets,
+        },
+        &mut report,
+        printer,
+    )
+    .await;
+    report.time("git", step);
+    let Written { mut objects, head } = match written {
+        Ok(written) => written,
+        Err(err) => {
+            // Nothing was applied to any cluster: say so per cluster, then fail.
+            for target in plan.targets {
+                let error = anyhow::anyhow!("the repository step failed: {err:#}");
+                report.rows.push(Row::skipped(
+                    target.index,
+                    target.name,
+                    target.paths.sync_path(),
+                    target.spent,
+                    error,
+                ));
+            }
+            report.repository_error = Some(err);
+            return Ok(report);
+        }
+    };
+
+    // Each cluster's components, Secrets, sync objects and waits, at most `--parallel` at a time.
+    let step = Instant::now();
+    let job = Arc::new(ClusterJob {
+        pull_secret: plan.pull_secret,
+        namespace: global.namespace.clone(),
+        secret_name: args.render.secret_name.clone(),
+        azure_provider: matches!(mode, GitMode::AzureProvider { .. }),
+        dry_run: args.dry_run,
+        timeout: global.timeout,
+        revision: head.map(|h| format!("{}@sha1:{h}", args.render.branch)),
+        deployments: inputs::all_components(install),
+        fleet,
+        printer,
+    });
+    let permits = Arc::new(tokio::sync::Semaphore::new(usize::from(args.parallel)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for target in plan.targets {
+        let job = Arc::clone(&job);
+        let permits = Arc::clone(&permits);
+        let objects = objects.remove(&target.index).unwrap_or_default();
+        tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            let step = Instant::now();
+            let mut counts = Counts::default();
+            let mut timings = Vec::new();
+            let result = converge(&target, objects, &job, &mut counts, &mut timings).await;
+            let (outcome, error) = match result {
+                Ok(()) if counts.changed() == 0 => (Outcome::UpToDate, None),
+                Ok(()) => (Outcome::Bootstrapped, None),
+                Err(err) => {
+                    if job.fleet {
+                        job.printer
+                            .failure(format_args!("{}: {err:#}", target.name));
+                    }
+                    (Outcome::Failed, Some(err))
+                }
+            };
+            Row {
+                index: target.index,
+                path: target.paths.sync_path(),
+                context: target.name,
+                outcome,
+                counts,
+                duration: target.spent + step.elapsed(),
+                timings,
+                error,
+            }
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        report
+            .rows
+            .push(joined.map_err(|e| Internal::new(format!("a cluster task failed: {e}")))?);
+    }
+    report.time("clusters", step);
+    Ok(report)
+}
+
+/// The plan's inputs the repository step reads.
+struct RepositoryInputs<'a> {
+    args: &'a crate::cli::AzdoArgs,
+    global: &'a crate::cli::GlobalArgs,
+    repo: &'a fluxbootstrap_azdo::RepoUrl,
+    push: &'a crate::credentials::PushAuth,
+    ca_pem: Option<&'a Vec<u8>>,
+    install: &'a fluxbootstrap_manifests::InstallOptions,
+    patches: Option<&'a fluxbootstrap_manifests::KustomizationPatches>,
+}
+
+struct RepositoryJob<'a> {
+    plan: &'a RepositoryInputs<'a>,
+    targets: &'a [PlannedTarget],
+}
+
+/// What the repository step leaves for the clusters.
+struct Written {
+    /// Per target index: what its Kustomization will own, as (components, sync objects).
+    objects: BTreeMap<usize, (Vec<Value>, Vec<Value>)>,
+    head: Option<String>,
+}
+
+/// The bundle, one clone, then the component and sync commits for every target. Commits
+/// pushed before a failure are recorded in the report all the same.
+async fn write_repository(
+    job: &RepositoryJob<'_>,
+    report: &mut Report,
+    printer: Printer,
+) -> Result<Written> {
+    let RepositoryInputs {
+        args,
+        global,
+        repo,
+        push,
+        ca_pem,
+        install,
+        patches,
+    } = *job.plan;
+    let targets = job.targets;
+    let bundle = BundleFiles::load(&args.render, global.timeout, printer).await?;
+    let components_yaml = bundle.render(install)?;
+
+    let mut checkout = repository::clone_repository(args, repo, push, ca_pem, printer).await?;
+    report.clones += 1;
+    printer.success("cloned repository");
+
+    let (author, appendix) = inputs::author_and_appendix(args);
+    match targets {
+        [_] => printer.action("generating component manifests"),
+        _ => printer.action(format_args!(
+            "generating component manifests for {} clusters",
+            targets.len()
+        )),
+    }
+    let mut pending: Vec<FileWrite> = targets
+        .iter()
+        .map(|t| FileWrite::new(t.paths.components_file(), components_yaml.clone()))
+        .collect();
+    printer.success("generated component manifests");
+    if !args.single_commit {
+        let message = format!("Add Flux {} component manifests{appendix}", bundle.version);
+        let (next, sha) = repository::commit_step(
+            checkout,
+            std::mem::take(&mut pending),
+            message,
+            author.clone(),
+            args.dry_run,
+            "component manifests",
+            &args.render.branch,
+            printer,
+        )
+        .await?;
+        checkout = next;
+        report.commits.extend(sha);
+    }
+
+    printer.action("generating sync manifests");
+    let ours = fluxbootstrap_manifests::render_kustomization(&patches.cloned().unwrap_or_default());
+    for target in targets {
+        let paths = &target.paths;
+        pending.push(FileWrite::new(paths.sync_file(), target.sync_yaml.clone()));
+        // Written only where the branch has none: an existing one is the user's, and is never
+        // rewritten, also when it arrives in a concurrent push during our retry.
+        pending.push(FileWrite::unless_present(
+            paths.kustomization_file(),
+            ours.clone(),
+        ));
+        if patches.is_some() && checkout.read_file(&paths.kustomization_file())?.is_some() {
+            printer.warning(format_args!(
+                "kept the existing \"{}\"; make sure it carries the patches for the chosen mode",
+                paths.kustomization_file()
+            ));
+        }
+    }
+    printer.success("generated sync manifests");
+    let (message, what) = if args.single_commit {
+        (
+            format!(
+                "Add Flux {} component and sync manifests{appendix}",
+                bundle.version
+            ),
+            "component and sync manifests",
+        )
+    } else {
+        (
+            format!("Add Flux sync manifests{appendix}"),
+            "sync manifests",
+        )
+    };
+    let (checkout, sha) = repository::commit_step(
+        checkout,
+        pending,
+        message,
+        author,
+        args.dry_run,
+        what,
+        &args.render.branch,
+        printer,
+    )
+    .await?;
+    report.commits.extend(sha);
+
+    // What each Kustomization will own, built from the branch as pushed: with the
+    // `kustomization.yaml` that is there now, ours or the user's (then `kubectl kustomize`).
+    let mut objects = BTreeMap::new();
+    for target in targets {
+        let paths = &target.paths;
+        let existing = checkout.read_file(&paths.kustomization_file())?;
+        let (sync, components): (Vec<Value>, Vec<Value>) = bundle::flux_system_objects(
+            &components_yaml,
+            &target.sync_yaml,
+            patches,
+            existing.as_deref(),
+            &checkout.workdir().join(paths.folder()),
+        )?
+        .into_iter()
+        .partition(fluxbootstrap_manifests::is_sync_object);
+        objects.insert(target.index, (components, sync));
+    }
+    Ok(Written {
+        objects,
+        head: checkout.head(),
+    })
+}
+
+/// What every cluster task shares.
+struct ClusterJob {
+    /// The `--registry-creds` pull Secret, as (name, data).
+    pull_secret: Option<(String, BTreeMap<String, SecretBytes>)>,
+    namespace: String,
+    secret_name: String,
+    azure_provider: bool,
+    dry_run: bool,
+    timeout: Duration,
+    revision: Option<String>,
+    deployments: Vec<String>,
+    fleet: bool,
+    printer: Printer,
+}
+
+/// One cluster's part, in flux's write order: the components (installed directly when Flux is
+/// not yet syncing the cluster), the pull and source Secrets, the sync objects, the waits.
+async fn converge(
+    target: &PlannedTarget,
+    (components, sync): (Vec<Value>, Vec<Value>),
+    job: &ClusterJob,
+    counts: &mut Counts,
+    timings: &mut Vec<(&'static str, Duration)>,
+) -> Result<()> {
+    let printer = job.printer;
+    let p = super::plan::prefix(job.fleet, &target.name);
+    let cluster = &target.cluster;
+    let reporter = ClusterPrinter {
+        printer,
+        prefix: p.clone(),
+    };
+    let namespace = job.namespace.as_str();
+    let apply_options = ApplyOptions {
+        dry_run: job.dry_run,
+        concurrency: 16,
+        timeout: job.timeout,
+    };
+    // flux's `mustInstallManifests`: no Kustomization has applied a revision yet.
+    let must_install = target
+        .preflight
+        .existing
+        .as_ref()
+        .and_then(|e| e.applied_revision.as_deref())
+        .is_none_or(str::is_empty);
+    if must_install {
+        let step = Instant::now();
+        printer.action(format_args!(
+            "{p}installing components in \"{namespace}\" namespace"
+        ));
+        let report = cluster
+            .apply(components.clone(), &apply_options, &reporter)
+            .await?;
+        counts.add(&report);
+        printer.success(format_args!("{p}installed components"));
+        timings.push(("install", step.elapsed()));
+    }
+
+    // The image pull Secret of `--registry-creds`, as flux creates it after the install.
+    if let Some(pull_secret) = &job.pull_secret {
+        let change = source_secret::reconcile_image_pull_secret(
+            cluster,
+            namespace,
+            pull_secret,
+            job.dry_run,
+        )
+        .await?;
+        if change != Change::Unchanged && !job.dry_run {
+            counts.writes += 1;
+            counts.secret_changed = true;
+        }
+        printer.success(format_args!(
+            "{p}reconciled image pull secret {} ({})",
+            pull_secret.0,
+            change_word(change)
+        ));
+    }
+    printer.success(format_args!("{p}reconciled components"));
+
+    if let Some(secret) = &target.secret {
+        let name = &job.secret_name;
+        if !job.dry_run {
+            printer.action(format_args!(
+                "{p}applying source secret \"{namespace}/{name}\""
+            ));
+        }
+        match source_secret::write_source_secret(cluster, namespace, name, secret, job.dry_run)
+            .await?
+        {
+            source_secret::SecretWrite::WouldBe(verb) => printer.success(format_args!(
+                "{p}source secret \"{namespace}/{name}\" would be {verb}"
+            )),
+            source_secret::SecretWrite::Done(change) => {
+                if change != Change::Unchanged {
+                    counts.writes += 1;
+                    counts.secret_changed = true;
+                }
+                printer.success(format_args!(
+                    "{p}reconciled source secret ({})",
+                    change_word(change)
+                ));
+            }
+        }
+    } else if !job.azure_provider {
+        printer.success(format_args!("{p}source secret up to date"));
+    }
+
+    let step = Instant::now();
+    printer.action(format_args!("{p}applying sync manifests"));
+    // Components just installed are as wanted; re-diffing them would only cost the API server
+    // time that the other clusters of a fleet share. A dry run installed nothing, so its sync
+    // objects are checked together with the CRDs they need.
+    let mut objects = if must_install && !job.dry_run {
+        Vec::new()
+    } else {
+        components
+    };
+    objects.extend(sync);
+    let report = cluster.apply(objects, &apply_options, &reporter).await?;
+    counts.add(&report);
+    printer.success(format_args!("{p}reconciled sync configuration"));
+    timings.push(("apply", step.elapsed()));
+
+    if job.dry_run {
+        printer.success(format_args!("{p}dry run finished: nothing was written"));
+    } else if let Some(revision) = &job.revision {
+        let step = Instant::now();
+        let spec = WaitSpec {
+            namespace: namespace.to_owned(),
+            deployments: job.deployments.clone(),
+            git_repository: Some(namespace.to_owned()),
+            kustomization: Some(namespace.to_owned()),
+            revision: Some(revision.clone()),
+            reconcile_requested_at: None,
+            // The wait gets the whole `--timeout`: time spent cloning, pushing or at a
+            // prompt does not count against the controllers.
+            timeout: job.timeout,
+        };
+        // One spinner at a time: a fleet's clusters wait together, their lines say enough.
+        let spinner =
+            (!job.fleet).then(|| printer.progress("waiting for the cluster to reconcile"));
+        cluster
+            .wait_ready(&spec, &reporter)
+            .await
+            .context("bootstrap failed")?;
+        drop(spinner);
+        printer.success(format_args!("{p}all components are healthy"));
+        timings.push(("wait", step.elapsed()));
+    }
+    Ok(())
+}

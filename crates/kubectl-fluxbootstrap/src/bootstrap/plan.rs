@@ -1,0 +1,347 @@
+//! Building the plan: every input resolved, every credential and answer taken, every cluster
+//! checked, before anything is written.
+//!
+//! Invariant: nothing here writes to the repository or a cluster. Preflight only reads, and
+//! the prompts (the PAT, adding a generated public key) are all asked here, so a "no" or a
+//! Ctrl-C at any of them leaves the repository and every cluster as they were.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use fluxbootstrap_auth::SecretBytes;
+use fluxbootstrap_azdo::RepoUrl;
+use fluxbootstrap_cluster::{Cluster, KubeOptions, PreflightReport, PreflightRequest};
+use fluxbootstrap_manifests::{InstallOptions, KustomizationPatches};
+
+use super::report::{Report, Row};
+use super::targets::{self, Target};
+use crate::cli::{AzdoArgs, GlobalArgs};
+use crate::credentials::{self, PushAuth};
+use crate::error::{Hinted, Internal};
+use crate::git_mode::{GitMode, ModeFlags};
+use crate::inputs::{self, RepoPaths};
+use crate::printer::Printer;
+use crate::source_secret::{self, SourceSecret};
+
+/// Everything a run will do, decided.
+pub(crate) struct Plan<'a> {
+    pub(crate) args: &'a AzdoArgs,
+    pub(crate) global: &'a GlobalArgs,
+    pub(crate) repo: RepoUrl,
+    pub(crate) mode: GitMode,
+    pub(crate) push: PushAuth,
+    pub(crate) ca_pem: Option<Vec<u8>>,
+    pub(crate) install: InstallOptions,
+    pub(crate) patches: Option<KustomizationPatches>,
+    /// The `--registry-creds` pull Secret, as (name, data).
+    pub(crate) pull_secret: Option<(String, BTreeMap<String, SecretBytes>)>,
+    /// Whether the clusters were selected as a fleet: lines name their cluster and the run
+    /// ends with a table.
+    pub(crate) fleet: bool,
+    /// The targets that passed preflight and have their Secret decided.
+    pub(crate) targets: Vec<PlannedTarget>,
+    /// What the run did so far: the targets already skipped, the phases' timings.
+    pub(crate) report: Report,
+}
+
+/// One cluster, checked, with what its part of the run needs.
+pub(crate) struct PlannedTarget {
+    pub(crate) index: usize,
+    /// The context name as connected.
+    pub(crate) name: String,
+    pub(crate) paths: RepoPaths,
+    pub(crate) sync_yaml: String,
+    pub(crate) cluster: Cluster,
+    pub(crate) preflight: PreflightReport,
+    /// The source Secret to write; `None` to keep the existing one (or there is none).
+    pub(crate) secret: Option<SourceSecret>,
+    /// Time spent on this cluster so far.
+    pub(crate) spent: Duration,
+}
+
+/// `"<context>: "` in a fleet, nothing for one cluster.
+pub(crate) fn prefix(fleet: bool, name: &str) -> String {
+    if fleet {
+        format!("{name}: ")
+    } else {
+        String::new()
+    }
+}
+
+/// Builds the plan for `azdo`: inputs first (nothing is contacted until every flag is known
+/// to be usable), then the credentials, then every cluster's preflight, then its Secret.
+pub(crate) async fn build<'a>(
+    args: &'a AzdoArgs,
+    global: &'a GlobalArgs,
+    printer: Printer,
+) -> Result<Plan<'a>> {
+    let started = Instant::now();
+    let namespace = global.namespace.as_str();
+    let fleet = targets::fleet_wanted(args, global);
+
+    let repo = inputs::resolve_repo_url(&args.repo)?;
+    let mode = GitMode::from_flags(ModeFlags {
+        url_is_ssh: inputs::is_ssh_input(&args.repo),
+        token_auth: args.token_auth,
+        with_bearer_token: args.with_bearer_token,
+        ssh_hostname: args.ssh_hostname.as_deref(),
+        provider: args.render.provider.as_deref(),
+        azure_client_id: args.render.azure_client_id.as_deref(),
+        cluster_pat: args.cluster_pat,
+    })?;
+    let selected = targets::select(args, global)?;
+    let install = inputs::install_options(&args.render, namespace)?;
+    // The sync manifests are refused here, before anything is contacted.
+    let mut sync = Vec::with_capacity(selected.len());
+    for target in &selected {
+        sync.push(inputs::render_sync(
+            &args.render,
+            namespace,
+            &target.paths,
+            &repo,
+            &mode,
+        )?);
+    }
+    let pull_secret = inputs::image_pull_secret(args)?;
+    let ca_pem = inputs::read_ca_file(args.repo.ca_file.as_deref())?;
+    // The push credential and the cluster's SSH host key decision, which the patches and
+    // every cluster's Secret reuse.
+    let credentials::Credentials {
+        private_key,
+        push,
+        host_keys,
+    } = credentials::credentials(args, &mode, &repo, printer).await?;
+    let patches = inputs::kustomization_patches(&args.render, &mode, host_keys.as_ref());
+
+    let mut report = Report {
+        started,
+        repository: repo.https_url(),
+        branch: args.render.branch.clone(),
+        mode: mode.name(),
+        dry_run: args.dry_run,
+        commits: Vec::new(),
+        clones: 0,
+        timings: Vec::new(),
+        rows: Vec::new(),
+        repository_error: None,
+    };
+
+    // Preflight of every cluster, concurrently, before the repository changes.
+    let step = Instant::now();
+    let mut ready = Vec::new();
+    for (index, ((target, sync_yaml), (result, spent))) in selected
+        .iter()
+        .zip(sync)
+        .zip(preflight_all(&selected, args, global, fleet, printer).await)
+        .enumerate()
+    {
+        let name = target.context.clone().unwrap_or_default();
+        match result {
+            Ok((cluster, preflight)) => ready.push(PlannedTarget {
+                index,
+                name: cluster.context().to_owned(),
+                paths: target.paths.clone(),
+                sync_yaml,
+                cluster,
+                preflight,
+                secret: None,
+                spent,
+            }),
+            Err(err) => {
+                if fleet {
+                    printer.failure(format_args!("{name}: {err:#}"));
+                }
+                let row = Row::skipped(index, name, target.paths.sync_path(), spent, err);
+                report.rows.push(row);
+            }
+        }
+    }
+    refuse_shared_servers(&ready, namespace)?;
+    report.time("preflight", step);
+
+    // Secrets one cluster at a time: a generated key asks the user to register it.
+    let step = Instant::now();
+    let mut targets = Vec::with_capacity(ready.len());
+    for mut target in ready {
+        let step = Instant::now();
+        let secret = source_secret::secret_for_mode(&source_secret::SecretInputs {
+            mode: &mode,
+            args,
+            push: &push,
+            private_key: private_key.as_ref(),
+            ca_pem: ca_pem.as_ref(),
+            repo: &repo,
+            cluster: &target.cluster,
+            namespace,
+            printer,
+        })
+        .await;
+        target.spent += step.elapsed();
+        match secret {
+            Ok(secret) => {
+                target.secret = secret;
+                targets.push(target);
+            }
+            // A refused prompt or a Ctrl-C ends the whole run, before the first commit.
+            Err(err) if is_abort(&err) => return Err(err),
+            Err(err) => {
+                if fleet {
+                    printer.failure(format_args!("{}: {err:#}", target.name));
+                }
+                let row = Row::skipped(
+                    target.index,
+                    target.name,
+                    target.paths.sync_path(),
+                    target.spent,
+                    err,
+                );
+                report.rows.push(row);
+            }
+        }
+    }
+    report.time("secrets", step);
+
+    Ok(Plan {
+        args,
+        global,
+        repo,
+        mode,
+        push,
+        ca_pem,
+        install,
+        patches,
+        pull_secret,
+        fleet,
+        targets,
+        report,
+    })
+}
+
+/// Whether `err` is the user declining a prompt: it stops the run, not only one cluster.
+fn is_abort(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<crate::prompt::Declined>().is_some()
+}
+
+/// Two targets that reached the same API server would bootstrap one cluster twice at once, each
+/// with its own `spec.path`, and the last writer would win (common with `--all-contexts`, where
+/// several contexts name one cluster). Refused after preflight, before anything is written,
+/// naming both contexts. A context that failed preflight bootstraps nothing and is not counted.
+fn refuse_shared_servers(ready: &[PlannedTarget], namespace: &str) -> Result<(), Hinted> {
+    let mut seen: Vec<(String, &str)> = Vec::new();
+    for item in ready {
+        let server = item
+            .cluster
+            .server_url()
+            .trim_end_matches('/')
+            .to_ascii_lowercase();
+        if let Some((_, first)) = seen.iter().find(|(known, _)| *known == server) {
+            return Err(Hinted::new(
+                format!(
+                    "contexts `{first}` and `{}` both reach the API server {} (namespace `{namespace}`): \
+                     bootstrapping both would write one cluster twice, with different paths",
+                    item.name,
+                    item.cluster.server_url()
+                ),
+                "select each cluster once: drop one of the two `--context` flags, or narrow \
+                 `--context-selector` (with `--all-contexts`, use `--context-selector` instead)",
+            ));
+        }
+        seen.push((server, item.name.as_str()));
+    }
+    Ok(())
+}
+
+type PreflightResult = Result<(Cluster, PreflightReport)>;
+
+/// Connects to and preflights every target concurrently, each within `--timeout`; the
+/// results come back in the targets' order.
+async fn preflight_all(
+    targets: &[Target],
+    args: &AzdoArgs,
+    global: &GlobalArgs,
+    fleet: bool,
+    printer: Printer,
+) -> Vec<(PreflightResult, Duration)> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, target) in targets.iter().enumerate() {
+        let options = KubeOptions {
+            context: target.context.clone(),
+            ..inputs::kube_options(global)
+        };
+        let request = PreflightRequest {
+            namespace: global.namespace.clone(),
+            path: target.paths.sync_path(),
+            force: args.force,
+        };
+        let timeout = global.timeout;
+        tasks.spawn(async move {
+            let started = Instant::now();
+            let result = tokio::time::timeout(timeout, async {
+                let cluster = Cluster::connect(&options).await?;
+                printer.action(format_args!(
+                    "checking cluster \"{}\" ({})",
+                    cluster.context(),
+                    cluster.server_url()
+                ));
+                let report = cluster
+                    .preflight(&request)
+                    .await
+                    .context("preflight failed")?;
+                Ok::<_, anyhow::Error>((cluster, report))
+            })
+            .await
+            .unwrap_or_else(|_| {
+                Err(Hinted::new(
+                    format!("preflight timed out after {}", crate::duration::format_go_duration(timeout)),
+                    "check that the API server is reachable, or raise `--timeout`",
+                )
+                .into())
+            });
+            if let Ok((cluster, report)) = &result {
+                let prefix = prefix(fleet, cluster.context());
+                printer.success(format_args!(
+                    "{prefix}Kubernetes {} and cluster-admin rights",
+                    report.server_version
+                ));
+                if let Some(existing) = &report.existing
+                    && let Some(tool) = existing
+                        .managed_by
+                        .as_deref()
+                        .filter(|t| !t.is_empty() && *t != "flux")
+                {
+                    printer.warning(format_args!(
+                        "{prefix}Flux {} was installed on this cluster with {tool}; continuing because of `--force`",
+                        existing.version.as_deref().unwrap_or("(unknown version)")
+                    ));
+                }
+            }
+            (index, result, started.elapsed())
+        });
+    }
+    let mut results: Vec<Option<(PreflightResult, Duration)>> =
+        targets.iter().map(|_| None).collect();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((index, result, spent)) => results[index] = Some((result, spent)),
+            Err(err) => {
+                // A panicked task cannot say which cluster it was; report it on every gap below.
+                let message = format!("the preflight task failed: {err}");
+                for slot in results.iter_mut().filter(|s| s.is_none()) {
+                    *slot = Some((Err(Internal::new(message.clone()).into()), Duration::ZERO));
+                }
+            }
+        }
+    }
+    results
+        .into_iter()
+        .map(|slot| {
+            slot.unwrap_or_else(|| {
+                (
+                    Err(Internal::new("the preflight task did not finish").into()),
+                    Duration::ZERO,
+                )
+            })
+        })
+        .collect()
+}

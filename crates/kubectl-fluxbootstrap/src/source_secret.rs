@@ -1,0 +1,265 @@
+//! The Secret each mode needs (flux's `ReconcileSourceSecret`), the `--registry-creds` pull
+//! Secret, and how both are written.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use fluxbootstrap_auth::{SecretBytes, SecretString};
+use fluxbootstrap_azdo::RepoUrl;
+use fluxbootstrap_cluster::{Change, Cluster};
+
+use crate::cli::AzdoArgs;
+use crate::credentials::{PushAuth, cluster_pat_name, mint_cluster_pat, pat_client};
+use crate::git_mode::GitMode;
+use crate::host_keys::known_hosts_for;
+use crate::inputs::generate_key;
+use crate::printer::Printer;
+
+/// Creates or updates the image pull Secret like flux's `reconcileImagePullSecret` (a dry
+/// run only compares).
+pub(crate) async fn reconcile_image_pull_secret(
+    cluster: &Cluster,
+    namespace: &str,
+    (name, data): &(String, BTreeMap<String, SecretBytes>),
+    dry_run: bool,
+) -> Result<Change> {
+    if dry_run {
+        return Ok(match cluster.get_secret(namespace, name).await? {
+            Some(live) if fluxbootstrap_auth::same_secret_data(&live, data) => Change::Unchanged,
+            Some(_) => Change::Configured,
+            None => Change::Created,
+        });
+    }
+    cluster
+        .reconcile_typed_secret(
+            namespace,
+            name,
+            Some(fluxbootstrap_cluster::DOCKER_CONFIG_JSON),
+            data.clone(),
+            false,
+        )
+        .await
+        .context("failed to reconcile the image pull secret")
+}
+
+/// The source Secret a bootstrap writes: its data, and the authorization id of the cluster PAT
+/// minted for it (`--cluster-pat mint`), which goes into [`MINTED_PAT_ANNOTATION`].
+pub(crate) struct SourceSecret {
+    pub(crate) data: BTreeMap<String, SecretBytes>,
+    pub(crate) minted_pat: Option<String>,
+}
+
+/// The annotation on the source Secret that holds a minted cluster PAT's authorization id
+/// (what revokes it; never the token).
+pub(crate) const MINTED_PAT_ANNOTATION: &str = "fluxbootstrap.io/cluster-pat-authorization-id";
+
+/// What writing the source Secret did, or in a dry run would do.
+pub(crate) enum SecretWrite {
+    /// Dry run: `created`, `left unchanged` or `updated`.
+    WouldBe(&'static str),
+    /// Written.
+    Done(Change),
+}
+
+/// Writes `secret` as Secret `namespace/name` (in a dry run, says what would happen): the
+/// one path azdo and fleet write it through.
+pub(crate) async fn write_source_secret(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    secret: &SourceSecret,
+    dry_run: bool,
+) -> Result<SecretWrite> {
+    if dry_run {
+        // A dry-run apply would fail in a namespace this run has not created; compare instead.
+        return Ok(SecretWrite::WouldBe(
+            match cluster.get_secret(namespace, name).await? {
+                None => "created",
+                Some(live) if fluxbootstrap_auth::same_secret_data(&live, &secret.data) => {
+                    "left unchanged"
+                }
+                Some(_) => "updated",
+            },
+        ));
+    }
+    let change = cluster
+        .reconcile_secret(namespace, name, secret.data.clone(), false)
+        .await
+        .context("failed to reconcile the source secret")?;
+    if let Some(id) = &secret.minted_pat {
+        cluster
+            .annotate_secret(namespace, name, MINTED_PAT_ANNOTATION, Some(id))
+            .await?;
+    }
+    Ok(SecretWrite::Done(change))
+}
+
+/// `--cluster-pat mint`: a read-only PAT (scope Code (Read)) minted for this cluster with the
+/// user's Entra ID token from the Azure CLI, or `None` when the Secret already holds one
+/// minted before (kept, like an SSH key: a rerun must not mint a PAT each time).
+async fn minted_cluster_secret(
+    args: &AzdoArgs,
+    repo: &RepoUrl,
+    cluster: &Cluster,
+    namespace: &str,
+    ca_pem: Option<&Vec<u8>>,
+    printer: Printer,
+) -> Result<Option<SourceSecret>> {
+    let name = &args.render.secret_name;
+    if let Some(id) = cluster
+        .secret_annotation(namespace, name, MINTED_PAT_ANNOTATION)
+        .await?
+    {
+        printer.success(format_args!(
+            "source secret \"{namespace}/{name}\" holds the cluster PAT minted before (authorization id {id}); kept"
+        ));
+        return Ok(None);
+    }
+    let display_name = cluster_pat_name(repo, cluster, namespace);
+    if args.dry_run {
+        printer.success(format_args!(
+            "a read-only PAT \"{display_name}\" would be minted for the cluster"
+        ));
+        return Ok(None);
+    }
+    let client = pat_client(repo, ca_pem, printer).await?;
+    let minted = mint_cluster_pat(&client, &display_name, args.cluster_pat_days, printer).await?;
+    Ok(Some(SourceSecret {
+        data: token_secret(&args.repo.username, &minted.token, false, ca_pem),
+        minted_pat: Some(minted.authorization_id),
+    }))
+}
+
+/// What the source Secret of one cluster is made from: every input of flux's
+/// `ReconcileSourceSecret`.
+pub(crate) struct SecretInputs<'a> {
+    pub(crate) mode: &'a GitMode,
+    pub(crate) args: &'a AzdoArgs,
+    pub(crate) push: &'a PushAuth,
+    /// The contents of `--private-key-file`.
+    pub(crate) private_key: Option<&'a SecretString>,
+    pub(crate) ca_pem: Option<&'a Vec<u8>>,
+    pub(crate) repo: &'a RepoUrl,
+    pub(crate) cluster: &'a Cluster,
+    pub(crate) namespace: &'a str,
+    pub(crate) printer: Printer,
+}
+
+/// The Secret for the mode, or `None` when it is to be kept as it is (or there is none).
+/// Asks the user to add a generated public key: this runs while the plan is built.
+pub(crate) async fn secret_for_mode(inputs: &SecretInputs<'_>) -> Result<Option<SourceSecret>> {
+    let &SecretInputs {
+        mode,
+        args,
+        push,
+        private_key,
+        ca_pem,
+        repo,
+        cluster,
+        namespace,
+        printer,
+    } = inputs;
+    let repo_args = &args.repo;
+    let secret_name = &args.render.secret_name;
+    match mode {
+        GitMode::AzureProvider { .. } => Ok(None),
+        GitMode::Token { .. } if args.cluster_pat == crate::cli::ClusterPat::Mint => {
+            minted_cluster_secret(args, repo, cluster, namespace, ca_pem, printer).await
+        }
+        GitMode::Token { bearer } => {
+            let token = push.token().context("token auth without a token")?;
+            Ok(Some(SourceSecret {
+                data: token_secret(&repo_args.username, token, *bearer, ca_pem),
+                minted_pat: None,
+            }))
+        }
+        GitMode::Ssh | GitMode::TokenPushSshSync { .. } => {
+            printer.action(format_args!(
+                "determining if source secret \"{namespace}/{secret_name}\" exists"
+            ));
+            let existing = cluster.get_secret(namespace, secret_name).await?;
+            let ssh_host = mode
+                .cluster_ssh_host(repo)
+                .expect("an SSH mode has a cluster SSH host");
+            // Like flux: without new key material an existing SSH Secret is kept, so re-runs
+            // do not replace a key the user already registered.
+            if private_key.is_none()
+                && existing
+                    .as_ref()
+                    .is_some_and(|d| d.contains_key("identity"))
+            {
+                return Ok(None);
+            }
+            let key = match (push.ssh_key(), private_key) {
+                (Some(key), _) => key.clone(),
+                (None, Some(text)) => fluxbootstrap_auth::load_private_key(text, None)?,
+                (None, None) => {
+                    printer.action("generating source secret");
+                    generate_key(args)?
+                }
+            };
+            key.ensure_accepted_by(&ssh_host)?;
+            let known_hosts =
+                known_hosts_for(&ssh_host, args.render.known_hosts_file.as_deref(), printer)
+                    .await?
+                    .known_hosts;
+            crate::prompt::prompt_public_key(
+                &key.public_openssh,
+                &format!("https://dev.azure.com/{}/_usersSettings/keys", repo.org),
+                args.silent || args.yes || args.dry_run,
+                printer,
+            )
+            .await?;
+            let mut data = BTreeMap::new();
+            let identity = match private_key {
+                Some(text) => fluxbootstrap_auth::secret_bytes(text),
+                None => fluxbootstrap_auth::secret_bytes(&key.private_pkcs8_pem),
+            };
+            data.insert("identity".to_owned(), identity);
+            data.insert(
+                "identity.pub".to_owned(),
+                SecretBytes::from(format!("{}\n", key.public_openssh).into_bytes()),
+            );
+            data.insert(
+                "known_hosts".to_owned(),
+                SecretBytes::from(known_hosts.trim().as_bytes().to_vec()),
+            );
+            if let Some(passphrase) = push.passphrase() {
+                data.insert(
+                    "password".to_owned(),
+                    fluxbootstrap_auth::secret_bytes(passphrase),
+                );
+            }
+            Ok(Some(SourceSecret {
+                data,
+                minted_pat: None,
+            }))
+        }
+    }
+}
+
+/// The Secret data for token auth: what flux writes, and nothing stale.
+pub(crate) fn token_secret(
+    username: &str,
+    pat: &SecretString,
+    bearer: bool,
+    ca_pem: Option<&Vec<u8>>,
+) -> BTreeMap<String, SecretBytes> {
+    let mut data = BTreeMap::new();
+    if bearer {
+        data.insert(
+            "bearerToken".to_owned(),
+            fluxbootstrap_auth::secret_bytes(pat),
+        );
+    } else {
+        data.insert(
+            "username".to_owned(),
+            SecretBytes::from(username.as_bytes().to_vec()),
+        );
+        data.insert("password".to_owned(), fluxbootstrap_auth::secret_bytes(pat));
+    }
+    if let Some(ca) = ca_pem {
+        data.insert("ca.crt".to_owned(), SecretBytes::from(ca.clone()));
+    }
+    data
+}
