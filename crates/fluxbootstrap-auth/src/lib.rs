@@ -36,7 +36,7 @@ pub use known_hosts::{
     known_hosts_entries, known_hosts_fingerprint, known_hosts_host, pinned_known_hosts,
     scan_host_key,
 };
-pub use pat::{PatSource, prompt_masked, resolve_pat};
+pub use pat::{PatSource, resolve_pat};
 /// The environment variable the user's PAT or key passphrase comes in (as for flux); every
 /// child process the plugin starts gets an environment without it.
 pub const SECRET_ENV: &str = "GIT_PASSWORD";

@@ -102,16 +102,6 @@ fn find_pat(
     }
 }
 
-/// Asks for a secret on the terminal without echoing it.
-pub fn prompt_masked(prompt: &str) -> io::Result<SecretString> {
-    dialoguer::Password::new()
-        .with_prompt(prompt)
-        .allow_empty_password(true)
-        .interact()
-        .map(SecretString::from)
-        .map_err(io::Error::from)
-}
-
 fn non_empty(value: SecretString) -> Option<SecretString> {
     (!value.expose_secret().is_empty()).then_some(value)
 }

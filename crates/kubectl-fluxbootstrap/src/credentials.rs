@@ -191,7 +191,7 @@ pub(crate) async fn push_credentials(
                     env,
                     &mut stdin as &mut dyn Read,
                     stdin_is_terminal,
-                    &|prompt| fluxbootstrap_auth::prompt_masked(prompt),
+                    &|prompt| crate::prompt::masked(prompt),
                 )
             })
             .await

@@ -4,6 +4,7 @@
 use std::io::{BufRead, IsTerminal};
 
 use anyhow::{Context, Result};
+use fluxbootstrap_auth::SecretString;
 
 use crate::printer::Printer;
 
@@ -73,4 +74,15 @@ impl Declined {
     /// What to do next.
     pub(crate) const HINT: &str =
         "add the public key in Azure DevOps, then run the command again (or pass `--silent`)";
+}
+
+/// Asks for a secret on the terminal without echoing it (the PAT prompt; the auth crate
+/// decides when to ask, the binary asks).
+pub(crate) fn masked(prompt: &str) -> std::io::Result<SecretString> {
+    dialoguer::Password::new()
+        .with_prompt(prompt)
+        .allow_empty_password(true)
+        .interact()
+        .map(SecretString::from)
+        .map_err(std::io::Error::from)
 }
