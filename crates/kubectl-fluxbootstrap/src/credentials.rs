@@ -12,10 +12,10 @@ use fluxbootstrap_auth::{SecretString, SshKeyPair};
 use fluxbootstrap_azdo::{RepoUrl, RestAuth, RestClient};
 use fluxbootstrap_cluster::Cluster;
 use fluxbootstrap_git::RemoteAuth;
+use fluxbootstrap_plan::GitMode;
 
 use crate::cli::{AzdoArgs, RepoArgs};
 use crate::error::Hinted;
-use crate::git_mode::GitMode;
 use crate::host_keys::{HostKeys, cluster_host_keys, known_hosts_for};
 use crate::inputs::read_private_key;
 use crate::printer::Printer;

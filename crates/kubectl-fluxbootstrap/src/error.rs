@@ -134,6 +134,9 @@ fn hint_for(cause: &(dyn Error + 'static)) -> Option<String> {
     if let Some(err) = cause.downcast_ref::<Hinted>() {
         return Some(err.hint.clone());
     }
+    if let Some(err) = cause.downcast_ref::<fluxbootstrap_plan::PlanError>() {
+        return Some(err.hint().to_owned());
+    }
     if cause.downcast_ref::<crate::prompt::Declined>().is_some() {
         return Some(crate::prompt::Declined::HINT.to_owned());
     }

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use fluxbootstrap_azdo::RepoUrl;
+use fluxbootstrap_plan::GitMode;
 
 use crate::cli::RenderArgs;
 use crate::error::Hinted;
-use crate::git_mode::GitMode;
 use crate::printer::Printer;
 
 /// The SSH host key decision of a run: the `known_hosts` text for the Secret and the push,

@@ -10,11 +10,11 @@ use fluxbootstrap_auth::{EcdsaCurve, SecretBytes, SecretString, SshKeyPair};
 use fluxbootstrap_azdo::RepoUrl;
 use fluxbootstrap_cluster::KubeOptions;
 use fluxbootstrap_manifests::{InstallOptions, KustomizationPatches, SyncOptions};
+use fluxbootstrap_plan::{GitMode, RepoPaths};
 
 use crate::cli::{AzdoArgs, GlobalArgs, RegistryCreds, RenderArgs, RepoArgs};
 use crate::duration::format_go_duration;
 use crate::error::Hinted;
-use crate::git_mode::GitMode;
 use crate::host_keys::HostKeys;
 
 /// The kubeconfig flags as the cluster crate takes them.
@@ -92,85 +92,6 @@ pub(crate) fn all_components(options: &InstallOptions) -> Vec<String> {
         .chain(&options.components_extra)
         .cloned()
         .collect()
-}
-
-/// Where bootstrap writes in the repository.
-#[derive(Debug, Clone)]
-pub(crate) struct RepoPaths {
-    /// The cleaned `--path` without leading `./` (empty for the repository root).
-    base: String,
-    namespace: String,
-}
-
-impl RepoPaths {
-    /// Cleans `--path` like flux (`./x`, no trailing slash) and refuses paths that leave the repo.
-    pub(crate) fn new(path: &str, namespace: &str) -> Result<Self, Hinted> {
-        if path.chars().any(char::is_control) {
-            return Err(Hinted::new(
-                format!(
-                    "`--path {}` contains a control character",
-                    path.escape_debug()
-                ),
-                "pass a path inside the repository, e.g. `--path clusters/my-cluster`",
-            ));
-        }
-        let mut parts = Vec::new();
-        for part in path.split('/') {
-            match part {
-                "" | "." => {}
-                ".." => {
-                    return Err(Hinted::new(
-                        format!("`--path {path}` points outside the repository"),
-                        "pass a path inside the repository, e.g. `--path clusters/my-cluster`",
-                    ));
-                }
-                other => parts.push(other),
-            }
-        }
-        if path.starts_with('/') {
-            return Err(Hinted::new(
-                format!("`--path {path}` is absolute"),
-                "pass a path relative to the repository root, e.g. `--path clusters/my-cluster`",
-            ));
-        }
-        Ok(Self {
-            base: parts.join("/"),
-            namespace: namespace.to_owned(),
-        })
-    }
-
-    fn file(&self, name: &str) -> String {
-        if self.base.is_empty() {
-            format!("{}/{name}", self.namespace)
-        } else {
-            format!("{}/{}/{name}", self.base, self.namespace)
-        }
-    }
-
-    /// `<path>/<ns>/gotk-components.yaml`.
-    pub(crate) fn components_file(&self) -> String {
-        self.file("gotk-components.yaml")
-    }
-
-    /// `<path>/<ns>/gotk-sync.yaml`.
-    pub(crate) fn sync_file(&self) -> String {
-        self.file("gotk-sync.yaml")
-    }
-
-    /// `<path>/<ns>`: the folder the three files live in.
-    pub(crate) fn folder(&self) -> String {
-        self.file("").trim_end_matches('/').to_owned()
-    }
-
-    /// `<path>/<ns>/kustomization.yaml`.
-    pub(crate) fn kustomization_file(&self) -> String {
-        self.file("kustomization.yaml")
-    }
-
-    /// The Kustomization's `spec.path`: `./<path>` or `./`.
-    pub(crate) fn sync_path(&self) -> String {
-        format!("./{}", self.base)
-    }
 }
 
 /// The render flags as the manifests crate takes them; unknown components are refused here.

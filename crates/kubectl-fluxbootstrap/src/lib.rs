@@ -10,7 +10,6 @@ mod commands;
 mod credentials;
 mod duration;
 mod error;
-mod git_mode;
 mod host_keys;
 mod inputs;
 mod printer;

@@ -7,10 +7,10 @@ use anyhow::{Context, Result};
 use fluxbootstrap_auth::{SecretBytes, SecretString};
 use fluxbootstrap_azdo::RepoUrl;
 use fluxbootstrap_cluster::{Change, Cluster};
+use fluxbootstrap_plan::GitMode;
 
 use crate::cli::AzdoArgs;
 use crate::credentials::{PushAuth, cluster_pat_name, mint_cluster_pat, pat_client};
-use crate::git_mode::GitMode;
 use crate::host_keys::known_hosts_for;
 use crate::inputs::generate_key;
 use crate::printer::Printer;
@@ -125,7 +125,12 @@ async fn minted_cluster_secret(
     let client = pat_client(repo, ca_pem, printer).await?;
     let minted = mint_cluster_pat(&client, &display_name, args.cluster_pat_days, printer).await?;
     Ok(Some(SourceSecret {
-        data: token_secret(&args.repo.username, &minted.token, false, ca_pem),
+        data: fluxbootstrap_plan::token_secret(
+            &args.repo.username,
+            &minted.token,
+            false,
+            ca_pem.map(Vec::as_slice),
+        ),
         minted_pat: Some(minted.authorization_id),
     }))
 }
@@ -169,7 +174,12 @@ pub(crate) async fn secret_for_mode(inputs: &SecretInputs<'_>) -> Result<Option<
         GitMode::Token { bearer } => {
             let token = push.token().context("token auth without a token")?;
             Ok(Some(SourceSecret {
-                data: token_secret(&repo_args.username, token, *bearer, ca_pem),
+                data: fluxbootstrap_plan::token_secret(
+                    &repo_args.username,
+                    token,
+                    *bearer,
+                    ca_pem.map(Vec::as_slice),
+                ),
                 minted_pat: None,
             }))
         }
@@ -210,56 +220,17 @@ pub(crate) async fn secret_for_mode(inputs: &SecretInputs<'_>) -> Result<Option<
                 printer,
             )
             .await?;
-            let mut data = BTreeMap::new();
-            let identity = match private_key {
-                Some(text) => fluxbootstrap_auth::secret_bytes(text),
-                None => fluxbootstrap_auth::secret_bytes(&key.private_pkcs8_pem),
-            };
-            data.insert("identity".to_owned(), identity);
-            data.insert(
-                "identity.pub".to_owned(),
-                SecretBytes::from(format!("{}\n", key.public_openssh).into_bytes()),
-            );
-            data.insert(
-                "known_hosts".to_owned(),
-                SecretBytes::from(known_hosts.trim().as_bytes().to_vec()),
-            );
-            if let Some(passphrase) = push.passphrase() {
-                data.insert(
-                    "password".to_owned(),
-                    fluxbootstrap_auth::secret_bytes(passphrase),
-                );
-            }
+            // The key as the user gave it, or the generated one in PKCS#8 PEM, as flux stores it.
+            let identity = private_key.unwrap_or(&key.private_pkcs8_pem);
             Ok(Some(SourceSecret {
-                data,
+                data: fluxbootstrap_plan::ssh_secret(
+                    identity,
+                    &key.public_openssh,
+                    &known_hosts,
+                    push.passphrase(),
+                ),
                 minted_pat: None,
             }))
         }
     }
-}
-
-/// The Secret data for token auth: what flux writes, and nothing stale.
-pub(crate) fn token_secret(
-    username: &str,
-    pat: &SecretString,
-    bearer: bool,
-    ca_pem: Option<&Vec<u8>>,
-) -> BTreeMap<String, SecretBytes> {
-    let mut data = BTreeMap::new();
-    if bearer {
-        data.insert(
-            "bearerToken".to_owned(),
-            fluxbootstrap_auth::secret_bytes(pat),
-        );
-    } else {
-        data.insert(
-            "username".to_owned(),
-            SecretBytes::from(username.as_bytes().to_vec()),
-        );
-        data.insert("password".to_owned(), fluxbootstrap_auth::secret_bytes(pat));
-    }
-    if let Some(ca) = ca_pem {
-        data.insert("ca.crt".to_owned(), SecretBytes::from(ca.clone()));
-    }
-    data
 }

@@ -13,13 +13,13 @@ use anyhow::{Context, Result};
 use fluxbootstrap_auth::SecretBytes;
 use fluxbootstrap_cluster::{ApplyOptions, Change, WaitSpec};
 use fluxbootstrap_git::FileWrite;
+use fluxbootstrap_plan::GitMode;
 use serde_json::Value;
 
 use super::plan::{Plan, PlannedTarget};
 use super::report::{Counts, Outcome, Report, Row};
 use crate::bundle::{self, BundleFiles};
 use crate::error::Internal;
-use crate::git_mode::GitMode;
 use crate::inputs;
 use crate::printer::Printer;
 use crate::reporters::{ClusterPrinter, change_word};

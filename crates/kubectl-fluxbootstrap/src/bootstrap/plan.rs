@@ -13,14 +13,14 @@ use fluxbootstrap_auth::SecretBytes;
 use fluxbootstrap_azdo::RepoUrl;
 use fluxbootstrap_cluster::{Cluster, KubeOptions, PreflightReport, PreflightRequest};
 use fluxbootstrap_manifests::{InstallOptions, KustomizationPatches};
+use fluxbootstrap_plan::{GitMode, ModeFlags, RepoPaths};
 
 use super::report::{Report, Row};
 use super::targets::{self, Target};
 use crate::cli::{AzdoArgs, GlobalArgs};
 use crate::credentials::{self, PushAuth};
 use crate::error::{Hinted, Internal};
-use crate::git_mode::{GitMode, ModeFlags};
-use crate::inputs::{self, RepoPaths};
+use crate::inputs;
 use crate::printer::Printer;
 use crate::source_secret::{self, SourceSecret};
 
@@ -88,7 +88,7 @@ pub(crate) async fn build<'a>(
         ssh_hostname: args.ssh_hostname.as_deref(),
         provider: args.render.provider.as_deref(),
         azure_client_id: args.render.azure_client_id.as_deref(),
-        cluster_pat: args.cluster_pat,
+        mint_cluster_pat: args.cluster_pat == crate::cli::ClusterPat::Mint,
     })?;
     let selected = targets::select(args, global)?;
     let install = inputs::install_options(&args.render, namespace)?;

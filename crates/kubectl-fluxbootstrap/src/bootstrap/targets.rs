@@ -8,10 +8,11 @@
 use std::collections::HashMap;
 
 use anyhow::Result;
+use fluxbootstrap_plan::RepoPaths;
 
 use crate::cli::{AzdoArgs, GlobalArgs};
 use crate::error::Hinted;
-use crate::inputs::{RepoPaths, kube_options};
+use crate::inputs::kube_options;
 
 /// The placeholders `--path` may hold in a fleet.
 const PLACEHOLDERS: [&str; 3] = ["{context}", "{cluster}", "{namespace}"];

@@ -6,11 +6,10 @@ use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
 use fluxbootstrap_azdo::RepoUrl;
+use fluxbootstrap_plan::{GitMode, ModeFlags, RepoPaths};
 
 use crate::bundle::BundleFiles;
 use crate::cli::{ExportArgs, GlobalArgs};
-use crate::git_mode::{GitMode, ModeFlags};
-use crate::inputs::RepoPaths;
 use crate::printer::Printer;
 
 pub(crate) async fn run(args: &ExportArgs, global: &GlobalArgs, printer: Printer) -> Result<()> {
@@ -23,7 +22,7 @@ pub(crate) async fn run(args: &ExportArgs, global: &GlobalArgs, printer: Printer
         ssh_hostname: args.ssh_hostname.as_deref(),
         provider: args.render.provider.as_deref(),
         azure_client_id: args.render.azure_client_id.as_deref(),
-        cluster_pat: crate::cli::ClusterPat::Push,
+        mint_cluster_pat: false,
     })?;
     let paths = RepoPaths::new(&args.render.path, namespace)?;
     let install = crate::inputs::install_options(&args.render, namespace)?;

@@ -15,15 +15,14 @@ use anyhow::{Context, Result, bail};
 use fluxbootstrap_auth::SecretString;
 use fluxbootstrap_cluster::{Cluster, WaitSpec};
 use fluxbootstrap_git::{RemoteAuth, RemoteOptions};
+use fluxbootstrap_plan::{GitMode, token_secret};
 
 use crate::cli::{GlobalArgs, RotateArgs};
 use crate::error::Hinted;
-use crate::git_mode::GitMode;
 use crate::inputs::kube_options;
 use crate::printer::Printer;
 use crate::reporters::ClusterPrinter;
 use crate::source_secret::MINTED_PAT_ANNOTATION;
-use crate::source_secret::token_secret;
 
 pub(crate) async fn run(args: &RotateArgs, global: &GlobalArgs, printer: Printer) -> Result<()> {
     let namespace = global.namespace.as_str();
@@ -191,7 +190,7 @@ async fn switch_to(
     }
     printer.success("the new credential can read the repository");
 
-    let data = token_secret(username, token, bearer, ca_pem);
+    let data = token_secret(username, token, bearer, ca_pem.map(Vec::as_slice));
     printer.action(format_args!(
         "updating source secret \"{namespace}/{}\"",
         args.secret_name

@@ -4,11 +4,11 @@
 //! URL; here an HTTPS URL implies token auth, `--ssh-hostname` selects "PAT push, SSH sync",
 //! an SSH URL selects SSH for both, and `--provider azure` stores no credential at all.
 
-use crate::error::Hinted;
+use crate::PlanError;
 
 /// The authentication mode of one bootstrap.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum GitMode {
+pub enum GitMode {
     /// PAT over HTTPS for the push and for the cluster (`--token-auth`), Secret keys
     /// `username`/`password` (or `bearerToken` with `--with-bearer-token`) and `ca.crt`.
     Token {
@@ -32,25 +32,34 @@ pub(crate) enum GitMode {
 
 /// The flags that decide the mode.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ModeFlags<'a> {
-    pub(crate) url_is_ssh: bool,
-    pub(crate) token_auth: bool,
-    pub(crate) with_bearer_token: bool,
-    pub(crate) ssh_hostname: Option<&'a str>,
-    pub(crate) provider: Option<&'a str>,
-    pub(crate) azure_client_id: Option<&'a str>,
-    /// `--cluster-pat`: only token auth stores a PAT in the cluster, so only it can mint one.
-    pub(crate) cluster_pat: crate::cli::ClusterPat,
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "one field per command-line flag"
+)]
+pub struct ModeFlags<'a> {
+    /// `--url` is an `ssh://` or scp-like URL.
+    pub url_is_ssh: bool,
+    /// `--token-auth`.
+    pub token_auth: bool,
+    /// `--with-bearer-token`.
+    pub with_bearer_token: bool,
+    /// `--ssh-hostname`.
+    pub ssh_hostname: Option<&'a str>,
+    /// `--provider`.
+    pub provider: Option<&'a str>,
+    /// `--azure-client-id`.
+    pub azure_client_id: Option<&'a str>,
+    /// `--cluster-pat mint`: only token auth stores a PAT in the cluster, so only it can mint
+    /// one.
+    pub mint_cluster_pat: bool,
 }
 
 impl GitMode {
     /// Picks the mode, refusing contradictory flags with a hint.
-    pub(crate) fn from_flags(flags: ModeFlags<'_>) -> Result<GitMode, Hinted> {
+    pub fn from_flags(flags: ModeFlags<'_>) -> Result<GitMode, PlanError> {
         let mode = Self::from_auth_flags(flags)?;
-        if flags.cluster_pat == crate::cli::ClusterPat::Mint
-            && !matches!(mode, GitMode::Token { .. })
-        {
-            return Err(Hinted::new(
+        if flags.mint_cluster_pat && !matches!(mode, GitMode::Token { .. }) {
+            return Err(PlanError::new(
                 format!(
                     "`--cluster-pat mint` needs token auth, but the mode is `{}`",
                     mode.name()
@@ -61,10 +70,10 @@ impl GitMode {
         Ok(mode)
     }
 
-    fn from_auth_flags(flags: ModeFlags<'_>) -> Result<GitMode, Hinted> {
+    fn from_auth_flags(flags: ModeFlags<'_>) -> Result<GitMode, PlanError> {
         if flags.provider == Some("azure") {
             if flags.url_is_ssh || flags.ssh_hostname.is_some() {
-                return Err(Hinted::new(
+                return Err(PlanError::new(
                     "`--provider azure` cannot be combined with SSH",
                     "workload identity only works over HTTPS: pass the repository's `https://dev.azure.com/...` URL and drop `--ssh-hostname`",
                 ));
@@ -74,13 +83,13 @@ impl GitMode {
                 .map(str::trim)
                 .filter(|c| !c.is_empty())
             else {
-                return Err(Hinted::new(
+                return Err(PlanError::new(
                     "`--provider azure` needs `--azure-client-id`",
                     "pass the client ID of the managed identity federated with the controllers' service accounts, e.g. `--azure-client-id \"$(az identity show -g <group> -n <identity> --query clientId -o tsv)\"`",
                 ));
             };
             if !is_guid(client_id) {
-                return Err(Hinted::new(
+                return Err(PlanError::new(
                     format!("`--azure-client-id {client_id}` is not a client ID"),
                     "a client ID is a GUID such as `8d2f4c1e-6a0b-4f1e-9c3d-2b7a5e9f0c41`: `az identity show -g <group> -n <identity> --query clientId -o tsv` prints it",
                 ));
@@ -91,7 +100,7 @@ impl GitMode {
         }
         if flags.url_is_ssh {
             if flags.token_auth || flags.with_bearer_token {
-                return Err(Hinted::new(
+                return Err(PlanError::new(
                     "`--token-auth` needs an HTTPS repository URL, but `--url` is an SSH URL",
                     "pass `--url https://dev.azure.com/{org}/{project}/_git/{repo}` for token auth, or drop `--token-auth` to use SSH",
                 ));
@@ -100,7 +109,7 @@ impl GitMode {
         }
         if let Some(ssh_host) = flags.ssh_hostname {
             if flags.token_auth || flags.with_bearer_token {
-                return Err(Hinted::new(
+                return Err(PlanError::new(
                     "`--ssh-hostname` selects SSH for the cluster and cannot be combined with `--token-auth`",
                     "drop `--token-auth` to push with the PAT and let the cluster use SSH, or drop `--ssh-hostname` to store the PAT in the cluster",
                 ));
@@ -115,7 +124,7 @@ impl GitMode {
     }
 
     /// The managed identity's client ID (`--provider azure`).
-    pub(crate) fn azure_client_id(&self) -> Option<&str> {
+    pub fn azure_client_id(&self) -> Option<&str> {
         match self {
             Self::AzureProvider { client_id } => Some(client_id),
             _ => None,
@@ -123,7 +132,7 @@ impl GitMode {
     }
 
     /// The SSH `host[:port]` the cluster connects to, in the SSH modes.
-    pub(crate) fn cluster_ssh_host(&self, repo: &fluxbootstrap_azdo::RepoUrl) -> Option<String> {
+    pub fn cluster_ssh_host(&self, repo: &fluxbootstrap_azdo::RepoUrl) -> Option<String> {
         match self {
             Self::TokenPushSshSync { ssh_host } => Some(ssh_host.clone()),
             Self::Ssh => Some(repo.ssh_host()),
@@ -132,12 +141,12 @@ impl GitMode {
     }
 
     /// Whether the cluster connects over SSH.
-    pub(crate) fn cluster_uses_ssh(&self) -> bool {
+    pub fn cluster_uses_ssh(&self) -> bool {
         matches!(self, GitMode::Ssh | GitMode::TokenPushSshSync { .. })
     }
 
     /// A short name for summaries (`--output json`).
-    pub(crate) fn name(&self) -> &'static str {
+    pub fn name(&self) -> &'static str {
         match self {
             GitMode::Token { bearer: false } => "token",
             GitMode::Token { bearer: true } => "bearer",
@@ -170,7 +179,7 @@ mod tests {
             ssh_hostname: None,
             provider: None,
             azure_client_id: None,
-            cluster_pat: crate::cli::ClusterPat::Push,
+            mint_cluster_pat: false,
         }
     }
 
@@ -216,10 +225,27 @@ mod tests {
             provider: Some("azure"),
             ssh_hostname: Some("h"),
             azure_client_id: Some("8d2f4c1e-6a0b-4f1e-9c3d-2b7a5e9f0c41"),
-            cluster_pat: crate::cli::ClusterPat::Push,
             ..flags()
         };
         assert!(GitMode::from_flags(f).is_err());
+    }
+
+    #[test]
+    fn minting_a_cluster_pat_needs_token_auth() {
+        let mint = ModeFlags {
+            mint_cluster_pat: true,
+            ..flags()
+        };
+        assert_eq!(
+            GitMode::from_flags(mint).unwrap(),
+            GitMode::Token { bearer: false }
+        );
+        let err = GitMode::from_flags(ModeFlags {
+            url_is_ssh: true,
+            ..mint
+        })
+        .unwrap_err();
+        assert!(err.hint().contains("drop `--cluster-pat mint`"), "{err}");
     }
 
     #[test]
@@ -227,7 +253,6 @@ mod tests {
         let azure = |client_id| ModeFlags {
             provider: Some("azure"),
             azure_client_id: client_id,
-            cluster_pat: crate::cli::ClusterPat::Push,
             ..flags()
         };
         for missing in [None, Some(""), Some("  ")] {
