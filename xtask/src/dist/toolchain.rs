@@ -154,7 +154,7 @@ fn ensure_zigbuild() -> Result<()> {
         return Ok(());
     }
     progress(&format!("installing {CARGO_ZIGBUILD} (crates.io)"));
-    let status = Command::new(super::cargo())
+    let status = Command::new(super::build::cargo())
         .args(["install", "--locked", CARGO_ZIGBUILD])
         .status()
         .context("failed to run `cargo install`")?;
