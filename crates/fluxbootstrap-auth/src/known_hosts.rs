@@ -279,18 +279,9 @@ pub fn known_hosts_entries(text: &str, host: &str, port: u16) -> Result<Vec<Stri
     Ok(out)
 }
 
-/// Splits `host[:port]` or `[v6]:port`.
+/// Splits `host[:port]` or `[v6]:port`; an unparsable port leaves the text as the host.
 fn split_port(host: &str) -> (&str, Option<u16>) {
-    if let Some(rest) = host.strip_prefix('[') {
-        if let Some((name, port)) = rest.split_once("]:") {
-            return (name, port.parse().ok());
-        }
-        return (rest.trim_end_matches(']'), None);
-    }
-    match host.rsplit_once(':') {
-        Some((name, port)) if !name.contains(':') => (name, port.parse().ok()),
-        _ => (host, None),
-    }
+    crate::split_host_port(host).unwrap_or((host, None))
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@
 mod azure_cli;
 mod error;
 mod gpg;
+mod host_port;
 mod known_hosts;
 mod pat;
 mod secret;
@@ -30,6 +31,7 @@ pub use azure_cli::{
 };
 pub use error::AuthError;
 pub use gpg::{GpgError, GpgSigner};
+pub use host_port::split_host_port;
 pub use known_hosts::{
     AZURE_DEVOPS_HOST_KEY, AZURE_DEVOPS_HOST_KEY_SHA256, AZURE_DEVOPS_LEGACY_SSH_HOST,
     AZURE_DEVOPS_SSH_HOST, HostKeyError, ScannedHostKey, is_azure_devops_ssh_host,

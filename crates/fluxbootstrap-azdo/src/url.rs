@@ -699,19 +699,10 @@ fn bracket(host: &str) -> String {
     }
 }
 
+/// `host[:port]` of an SSH endpoint; an IPv6 address must be in brackets there.
 fn split_host_port(endpoint: &str) -> Option<(&str, Option<u16>)> {
-    if let Some(rest) = endpoint.strip_prefix('[') {
-        let (host, after) = rest.split_once(']')?;
-        return match after.strip_prefix(':') {
-            Some(port) => Some((host, Some(port.parse().ok()?))),
-            None if after.is_empty() => Some((host, None)),
-            None => None,
-        };
-    }
-    match endpoint.split_once(':') {
-        Some((host, port)) => Some((host, Some(port.parse().ok()?))),
-        None => Some((endpoint, None)),
-    }
+    fluxbootstrap_auth::split_host_port(endpoint)
+        .filter(|(host, _)| !host.contains(':') || endpoint.starts_with('['))
 }
 
 /// A DNS name or an IP address (brackets removed): what both URL forms may carry, so the

@@ -154,21 +154,10 @@ fn scheme_name(scheme: Scheme) -> &'static str {
     }
 }
 
+/// The authority's host and port (`default_port` when it names none).
 fn split_host_port(hostport: &str, default_port: u16) -> Option<(String, u16)> {
-    if let Some(rest) = hostport.strip_prefix('[') {
-        let (host, after) = rest.split_once(']')?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().ok()?,
-            None if after.is_empty() => default_port,
-            None => return None,
-        };
-        return Some((host.to_owned(), port));
-    }
-    let (host, port) = match hostport.rsplit_once(':') {
-        Some((host, port)) => (host, port.parse().ok()?),
-        None => (hostport, default_port),
-    };
-    (!host.is_empty()).then(|| (host.to_owned(), port))
+    let (host, port) = fluxbootstrap_auth::split_host_port(hostport)?;
+    Some((host.to_owned(), port.unwrap_or(default_port)))
 }
 
 /// `url` with everything between `://` and the last `@` of the authority removed, for

@@ -104,22 +104,13 @@ pub(crate) async fn cluster_host_keys(
     }
 }
 
+/// `--ssh-hostname` (or the URL's SSH host) as host and port, 22 unless given.
 fn split_host_port(host_port: &str) -> Result<(String, u16)> {
-    match host_port.rsplit_once(':') {
-        Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => {
-            let port = port.parse().map_err(|_| {
-                Hinted::new(
-                    format!("invalid SSH port in `{host_port}`"),
-                    "pass `HOST` or `HOST:PORT`",
-                )
-            })?;
-            Ok((
-                host.trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_owned(),
-                port,
-            ))
-        }
-        _ => Ok((host_port.to_owned(), 22)),
-    }
+    let (host, port) = fluxbootstrap_auth::split_host_port(host_port).ok_or_else(|| {
+        Hinted::new(
+            format!("invalid SSH host `{host_port}`"),
+            "pass `HOST`, `HOST:PORT` or `[IPV6]:PORT`",
+        )
+    })?;
+    Ok((host.to_owned(), port.unwrap_or(22)))
 }
