@@ -49,3 +49,23 @@ pub use ssh_key::{
     generate_ecdsa, generate_ed25519, generate_rsa, load_private_key, write_private_file,
 };
 pub use ssh_signature::{GIT_NAMESPACE, sign_sshsig};
+
+/// The advice for `err` when it is one of this crate's errors, else `None`. The binary's error
+/// report asks each crate through this one function, so a new error type here is listed here
+/// and nowhere else.
+#[must_use]
+pub fn hint_for(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    if let Some(err) = err.downcast_ref::<AuthError>() {
+        return err.hint();
+    }
+    if let Some(err) = err.downcast_ref::<KeyError>() {
+        return err.hint();
+    }
+    if let Some(err) = err.downcast_ref::<HostKeyError>() {
+        return err.hint();
+    }
+    if let Some(err) = err.downcast_ref::<GpgError>() {
+        return err.hint();
+    }
+    None
+}

@@ -22,3 +22,17 @@ pub use crate::rest::{
     RetryNotice,
 };
 pub use crate::url::{EXPECTED_FORMS, HostKind, RepoUrl, UrlError};
+
+/// The advice for `err` when it is one of this crate's errors, else `None`. The binary's error
+/// report asks each crate through this one function, so a new error type here is listed here
+/// and nowhere else.
+#[must_use]
+pub fn hint_for(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    if let Some(err) = err.downcast_ref::<UrlError>() {
+        return err.hint();
+    }
+    if let Some(err) = err.downcast_ref::<AzdoError>() {
+        return err.hint();
+    }
+    None
+}

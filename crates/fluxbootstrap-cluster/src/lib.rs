@@ -45,3 +45,14 @@ pub use preflight::{
 pub use secret::DOCKER_CONFIG_JSON;
 pub use uninstall::{UninstallOptions, UninstallReport, UninstallReporter};
 pub use wait::{KustomizationInfo, RECONCILE_ANNOTATION, WaitReporter, WaitSpec, WaitTarget};
+
+/// The advice for `err` when it is one of this crate's errors, else `None`. The binary's error
+/// report asks each crate through this one function, so a new error type here is listed here
+/// and nowhere else.
+#[must_use]
+pub fn hint_for(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    if let Some(err) = err.downcast_ref::<ClusterError>() {
+        return err.hint();
+    }
+    None
+}

@@ -40,3 +40,14 @@ pub use checkout::{Author, Checkout, CommitSigner, FileWrite};
 pub use error::GitError;
 pub use remote::{RemoteAuth, RemoteOptions, ls_remote};
 pub use reporter::{NoReporter, Phase, Reporter};
+
+/// The advice for `err` when it is one of this crate's errors, else `None`. The binary's error
+/// report asks each crate through this one function, so a new error type here is listed here
+/// and nowhere else.
+#[must_use]
+pub fn hint_for(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    if let Some(err) = err.downcast_ref::<GitError>() {
+        return err.hint();
+    }
+    None
+}

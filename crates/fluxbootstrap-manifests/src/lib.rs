@@ -29,3 +29,20 @@ pub use kustomization::{AzureIdentity, KustomizationPatches, patch_objects, rend
 pub use node::YamlError;
 pub use objects::{PathError, SplitError, is_sync_object, normalize_target_path, split_objects};
 pub use sync::{SyncOptions, kustomization_path, render_sync};
+
+/// The advice for `err` when it is one of this crate's errors, else `None`. The binary's error
+/// report asks each crate through this one function, so a new error type here is listed here
+/// and nowhere else.
+#[must_use]
+pub fn hint_for(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    if let Some(err) = err.downcast_ref::<BundleError>() {
+        return err.hint();
+    }
+    if let Some(err) = err.downcast_ref::<RenderError>() {
+        return err.hint();
+    }
+    if let Some(err) = err.downcast_ref::<PathError>() {
+        return err.hint();
+    }
+    None
+}

@@ -16,3 +16,11 @@ pub use error::PlanError;
 pub use mode::{GitMode, ModeFlags};
 pub use paths::RepoPaths;
 pub use secret::{ssh_secret, token_secret};
+
+/// The advice for `err` when it is this crate's [`PlanError`], else `None` (see the binary's
+/// error report).
+#[must_use]
+pub fn hint_for(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    err.downcast_ref::<PlanError>()
+        .map(|err| err.hint().to_owned())
+}

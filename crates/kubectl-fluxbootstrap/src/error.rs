@@ -1,7 +1,8 @@
 //! Error reports: `error:`, the cause chain, and a `hint:` line; exit codes.
 //!
-//! Library crates describe only their own layer and offer a `hint()`; this module walks the
-//! chain once, prints every layer, and asks each known library error for advice.
+//! Library crates describe only their own layer and offer a `hint()`, which each exposes
+//! through one `hint_for` function; this module walks the chain once, prints every layer, and
+//! asks the binary's own errors and each crate's `hint_for` for advice.
 
 use std::error::Error;
 use std::fmt::{self, Write as _};
@@ -122,38 +123,28 @@ pub(crate) fn render(err: &anyhow::Error) -> String {
     out
 }
 
-/// Asks the known error types of the chain for advice; the outermost advice wins.
+/// Every library crate's hint lookup: a crate lists its own error types, so only a new crate
+/// is added here.
+const LIBRARY_HINTS: &[fn(&(dyn Error + 'static)) -> Option<String>] = &[
+    fluxbootstrap_auth::hint_for,
+    fluxbootstrap_azdo::hint_for,
+    fluxbootstrap_cluster::hint_for,
+    fluxbootstrap_git::hint_for,
+    fluxbootstrap_manifests::hint_for,
+    fluxbootstrap_plan::hint_for,
+    fluxbootstrap_release::hint_for,
+];
+
+/// Asks the binary's own errors, then every library crate, for advice on one cause of the
+/// chain; the outermost advice wins.
 fn hint_for(cause: &(dyn Error + 'static)) -> Option<String> {
-    macro_rules! hint_of {
-        ($($ty:ty),* $(,)?) => {
-            $(if let Some(err) = cause.downcast_ref::<$ty>() {
-                return err.hint();
-            })*
-        };
-    }
     if let Some(err) = cause.downcast_ref::<Hinted>() {
         return Some(err.hint.clone());
-    }
-    if let Some(err) = cause.downcast_ref::<fluxbootstrap_plan::PlanError>() {
-        return Some(err.hint().to_owned());
     }
     if cause.downcast_ref::<crate::prompt::Declined>().is_some() {
         return Some(crate::prompt::Declined::HINT.to_owned());
     }
-    hint_of!(
-        fluxbootstrap_auth::AuthError,
-        fluxbootstrap_auth::KeyError,
-        fluxbootstrap_auth::HostKeyError,
-        fluxbootstrap_azdo::UrlError,
-        fluxbootstrap_azdo::AzdoError,
-        fluxbootstrap_git::GitError,
-        fluxbootstrap_manifests::BundleError,
-        fluxbootstrap_manifests::RenderError,
-        fluxbootstrap_manifests::PathError,
-        fluxbootstrap_release::ReleaseError,
-        fluxbootstrap_cluster::ClusterError,
-    );
-    None
+    LIBRARY_HINTS.iter().find_map(|hint| hint(cause))
 }
 
 #[cfg(test)]
@@ -183,6 +174,19 @@ mod tests {
             .unwrap_err();
         let text = anstream::adapter::strip_str(&render(&err)).to_string();
         assert_eq!(text, "error: Caused by a bad flag\n  Caused by:\n    inner");
+    }
+
+    /// Every library's errors get their hints through the crate's `hint_for`; the GPG errors
+    /// were missing from the old hand-kept list of types and were printed without one.
+    #[test]
+    fn library_errors_get_their_crates_hint() {
+        anstream::ColorChoice::Never.write_global();
+        let err = anyhow::Error::new(fluxbootstrap_auth::GpgError::NotInstalled)
+            .context("failed to set up commit signing");
+        let text = anstream::adapter::strip_str(&render(&err)).to_string();
+        assert!(text.ends_with("hint: install GnuPG (e.g. `apt-get install gnupg`), or sign with `--ssh-signing-key-file`"), "{text}");
+        let err = anyhow::Error::new(fluxbootstrap_plan::RepoPaths::new("../x", "ns").unwrap_err());
+        assert!(render(&err).contains("--path clusters/my-cluster"));
     }
 
     #[test]
