@@ -17,12 +17,18 @@ const SYNC: &str = "Add Flux sync manifests";
 /// A copy of the kubeconfig of `cluster` with an extra context `unreachable` whose API server
 /// port is closed.
 fn kubeconfig_with_unreachable(cluster: &ControlPlane, dir: &Path) -> PathBuf {
-    let copy = dir.join("kubeconfig");
-    std::fs::copy(cluster.kubeconfig(), &copy).expect("the kubeconfig is copied");
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port is free");
         listener.local_addr().expect("bound").port()
     };
+    kubeconfig_with_server(cluster, dir, port)
+}
+
+/// A copy of the kubeconfig of `cluster` with an extra context `unreachable` whose API server
+/// is `127.0.0.1:port`.
+fn kubeconfig_with_server(cluster: &ControlPlane, dir: &Path, port: u16) -> PathBuf {
+    let copy = dir.join("kubeconfig");
+    std::fs::copy(cluster.kubeconfig(), &copy).expect("the kubeconfig is copied");
     let server = format!("--server=https://127.0.0.1:{port}");
     for args in [
         vec![
@@ -436,5 +442,44 @@ fn a_fleet_lists_contexts_from_the_kubeconfig_it_connects_with() {
         out.2
     );
     assert!(!out.2.contains("CONTEXT"), "{}", out.2);
+    assert!(commit_subjects(&repo, "main").is_empty(), "{}", out.2);
+}
+
+/// A single cluster's preflight gets `--timeout`, like each cluster of a fleet: an API server
+/// that accepts the connection and never answers is reported when it runs out. The single
+/// cluster path used to wait on the client's own timeouts (minutes), with no message naming
+/// the flag.
+#[test]
+fn a_silent_api_server_fails_preflight_within_the_timeout() {
+    let env = env();
+    let repo = env.repo();
+    let ns = env.namespace();
+    let (_dir, dir) = temp_dir();
+    // Accepted by the kernel (the backlog) but never read from or answered.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("a port is free");
+    let port = silent.local_addr().expect("bound").port();
+    let kubeconfig = kubeconfig_with_server(env.control_plane, &dir, port);
+    let out = run(env
+        .plugin()
+        .args(["azdo", "--url", &repo.https_url, "--ca-file"])
+        .arg(env.ca_file())
+        .args(["--context", "unreachable", "-n", &ns, "--timeout", "3s"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("GIT_PASSWORD", env.git.pat()));
+    drop(silent);
+    assert_eq!(out.0, 1, "{}", out.2);
+    assert!(
+        out.2
+            .lines()
+            .any(|l| l.starts_with("error: preflight timed out after 3s")),
+        "{}",
+        out.2
+    );
+    assert!(
+        out.2
+            .contains("hint: check that the API server is reachable, or raise `--timeout`"),
+        "{}",
+        out.2
+    );
     assert!(commit_subjects(&repo, "main").is_empty(), "{}", out.2);
 }
