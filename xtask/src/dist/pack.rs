@@ -122,30 +122,23 @@ pub(super) fn read_sha256(dir: &Path, file: &str) -> Result<Option<String>> {
 }
 
 /// `mtime` as a zip (DOS) timestamp in UTC; zip cannot store times before 1980.
-#[expect(
-    clippy::many_single_char_names,
-    reason = "the names of the published algorithm"
-)]
+/// `mtime` (seconds since the epoch, UTC) as a zip timestamp; the epoch itself when it does
+/// not fit (zip counts from 1980).
 pub(super) fn zip_time(mtime: u64) -> zip::DateTime {
-    let days = i64::try_from(mtime / 86_400).unwrap_or(0);
-    let secs = mtime % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let stamp = i64::try_from(mtime)
+        .ok()
+        .and_then(|secs| jiff::Timestamp::from_second(secs).ok());
+    let Some(stamp) = stamp else {
+        return zip::DateTime::default();
+    };
+    let time = stamp.to_zoned(jiff::tz::TimeZone::UTC).datetime();
     let parts = (
-        u16::try_from(year),
-        u8::try_from(month),
-        u8::try_from(day),
-        u8::try_from(secs / 3600),
-        u8::try_from(secs % 3600 / 60),
-        u8::try_from(secs % 60),
+        u16::try_from(time.year()),
+        u8::try_from(time.month()),
+        u8::try_from(time.day()),
+        u8::try_from(time.hour()),
+        u8::try_from(time.minute()),
+        u8::try_from(time.second()),
     );
     match parts {
         (Ok(y), Ok(mo), Ok(d), Ok(h), Ok(mi), Ok(s)) => {

@@ -429,23 +429,9 @@ fn ctrl_c_at_the_public_key_prompt_leaves_the_repository_and_cluster_untouched()
     let env = env();
     let repo = env.repo();
     let ns = env.namespace();
-    let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
     let (_tmp, tmp) = temp_dir();
     let before = commit_subjects(&repo, "main");
-    let mut child = env
-        .plugin()
-        .args([
-            "azdo",
-            "--url",
-            &repo.https_url,
-            "--ca-file",
-            &ca,
-            "--ssh-hostname",
-            &env.git.ssh_host(),
-            "-n",
-            &ns,
-        ])
-        .env("GIT_PASSWORD", env.git.pat())
+    let mut child = key_prompt_bootstrap(env, &repo, &ns)
         .env("TMPDIR", &tmp)
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
@@ -513,22 +499,8 @@ fn no_at_the_public_key_prompt_commits_and_applies_nothing() {
     let env = env();
     let repo = env.repo();
     let ns = env.namespace();
-    let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
     let before = commit_subjects(&repo, "main");
-    let mut child = env
-        .plugin()
-        .args([
-            "azdo",
-            "--url",
-            &repo.https_url,
-            "--ca-file",
-            &ca,
-            "--ssh-hostname",
-            &env.git.ssh_host(),
-            "-n",
-            &ns,
-        ])
-        .env("GIT_PASSWORD", env.git.pat())
+    let mut child = key_prompt_bootstrap(env, &repo, &ns)
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -545,4 +517,18 @@ fn no_at_the_public_key_prompt_commits_and_applies_nothing() {
         !env.kubectl(&["get", "namespace", &ns]).status.success(),
         "the namespace was created: {stderr}"
     );
+}
+
+/// PAT push + SSH sync with a generated key: the run that asks the user to add the key.
+fn key_prompt_bootstrap(
+    env: &crate::context::Env,
+    repo: &fluxbootstrap_test::Repo,
+    ns: &str,
+) -> std::process::Command {
+    let mut cmd = env.plugin();
+    cmd.args(["azdo", "--url", &repo.https_url, "--ca-file"])
+        .arg(env.ca_file())
+        .args(["--ssh-hostname", &env.git.ssh_host(), "-n", ns])
+        .env("GIT_PASSWORD", env.git.pat());
+    cmd
 }
