@@ -3,7 +3,9 @@
 //!
 //! Invariant: nothing here writes to the repository or a cluster. Preflight only reads, and
 //! the prompts (the PAT, adding a generated public key) are all asked here, so a "no" or a
-//! Ctrl-C at any of them leaves the repository and every cluster as they were.
+//! Ctrl-C at any of them leaves the repository and every cluster as they were. The one write
+//! elsewhere is `--cluster-pat mint`'s new read-only PAT in Azure DevOps, made here because
+//! the Secret it goes into is decided here (a rerun reuses the minted PAT the Secret names).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
