@@ -26,43 +26,15 @@ use crate::reporters::{ClusterPrinter, change_word};
 use crate::repository;
 use crate::source_secret;
 
-/// Runs `plan`; what happened, cluster by cluster, is in the report it returns.
-pub(crate) async fn run(plan: Plan<'_>, printer: Printer) -> Result<Report> {
-    let mut report = plan.report;
-    let Plan {
-        args,
-        global,
-        ref repo,
-        ref mode,
-        ref push,
-        ref ca_pem,
-        ref install,
-        ref patches,
-        fleet,
-        ..
-    } = plan;
+/// Runs `plan`, adding what happened, cluster by cluster, to `report`.
+pub(crate) async fn run(plan: Plan<'_>, mut report: Report, printer: Printer) -> Result<Report> {
     if plan.targets.is_empty() {
         return Ok(report);
     }
     let step = Instant::now();
-    let written = write_repository(
-        &RepositoryJob {
-            plan: &RepositoryInputs {
-                args,
-                global,
-                repo,
-                push,
-                ca_pem: ca_pem.as_ref(),
-                install,
-                patches: patches.as_ref(),
-            },
-            targets: &plan.targets,
-        },
-        &mut report,
-        printer,
-    )
-    .await;
+    let written = write_repository(&plan, &mut report, printer).await;
     report.time("git", step);
+    let (args, global, fleet) = (plan.args, plan.global, plan.fleet);
     let Written { mut objects, head } = match written {
         Ok(written) => written,
         Err(err) => {
@@ -88,11 +60,11 @@ pub(crate) async fn run(plan: Plan<'_>, printer: Printer) -> Result<Report> {
         pull_secret: plan.pull_secret,
         namespace: global.namespace.clone(),
         secret_name: args.render.secret_name.clone(),
-        azure_provider: matches!(mode, GitMode::AzureProvider { .. }),
+        azure_provider: matches!(plan.mode, GitMode::AzureProvider { .. }),
         dry_run: args.dry_run,
         timeout: global.timeout,
         revision: head.map(|h| format!("{}@sha1:{h}", args.render.branch)),
-        deployments: inputs::all_components(install),
+        deployments: inputs::all_components(&plan.install),
         fleet,
         printer,
     });
@@ -140,22 +112,6 @@ pub(crate) async fn run(plan: Plan<'_>, printer: Printer) -> Result<Report> {
     Ok(report)
 }
 
-/// The plan's inputs the repository step reads.
-struct RepositoryInputs<'a> {
-    args: &'a crate::cli::AzdoArgs,
-    global: &'a crate::cli::GlobalArgs,
-    repo: &'a fluxbootstrap_azdo::RepoUrl,
-    push: &'a crate::credentials::PushAuth,
-    ca_pem: Option<&'a Vec<u8>>,
-    install: &'a fluxbootstrap_manifests::InstallOptions,
-    patches: Option<&'a fluxbootstrap_manifests::KustomizationPatches>,
-}
-
-struct RepositoryJob<'a> {
-    plan: &'a RepositoryInputs<'a>,
-    targets: &'a [PlannedTarget],
-}
-
 /// What the repository step leaves for the clusters.
 struct Written {
     /// Per target index: what its Kustomization will own, as (components, sync objects).
@@ -166,20 +122,21 @@ struct Written {
 /// The bundle, one clone, then the component and sync commits for every target. Commits
 /// pushed before a failure are recorded in the report all the same.
 async fn write_repository(
-    job: &RepositoryJob<'_>,
+    plan: &Plan<'_>,
     report: &mut Report,
     printer: Printer,
 ) -> Result<Written> {
-    let RepositoryInputs {
+    let Plan {
         args,
         global,
-        repo,
-        push,
-        ca_pem,
-        install,
-        patches,
-    } = *job.plan;
-    let targets = job.targets;
+        ref repo,
+        ref push,
+        ref install,
+        ..
+    } = *plan;
+    let targets = plan.targets.as_slice();
+    let ca_pem = plan.ca_pem.as_ref();
+    let patches = plan.patches.as_ref();
     let bundle = BundleFiles::load(&args.render, global.timeout, printer).await?;
     let components_yaml = bundle.render(install)?;
 

@@ -43,8 +43,6 @@ pub(crate) struct Plan<'a> {
     pub(crate) fleet: bool,
     /// The targets that passed preflight and have their Secret decided.
     pub(crate) targets: Vec<PlannedTarget>,
-    /// What the run did so far: the targets already skipped, the phases' timings.
-    pub(crate) report: Report,
 }
 
 /// One cluster, checked, with what its part of the run needs.
@@ -73,11 +71,12 @@ pub(crate) fn prefix(fleet: bool, name: &str) -> String {
 
 /// Builds the plan for `azdo`: inputs first (nothing is contacted until every flag is known
 /// to be usable), then the credentials, then every cluster's preflight, then its Secret.
+/// The report holds what building found so far: the targets skipped, the phases' timings.
 pub(crate) async fn build<'a>(
     args: &'a AzdoArgs,
     global: &'a GlobalArgs,
     printer: Printer,
-) -> Result<Plan<'a>> {
+) -> Result<(Plan<'a>, Report)> {
     let started = Instant::now();
     let namespace = global.namespace.as_str();
     let fleet = targets::fleet_wanted(args, global);
@@ -204,7 +203,7 @@ pub(crate) async fn build<'a>(
     }
     report.time("secrets", step);
 
-    Ok(Plan {
+    let plan = Plan {
         args,
         global,
         repo,
@@ -216,8 +215,8 @@ pub(crate) async fn build<'a>(
         pull_secret,
         fleet,
         targets,
-        report,
-    })
+    };
+    Ok((plan, report))
 }
 
 /// Whether `err` is the user declining a prompt: it stops the run, not only one cluster.

@@ -9,9 +9,9 @@ use crate::error::Hinted;
 use crate::printer::Printer;
 
 pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) -> Result<()> {
-    let plan = plan::build(args, global, printer).await?;
+    let (plan, report) = plan::build(args, global, printer).await?;
     let fleet = plan.fleet;
-    let mut report = execute::run(plan, printer).await?;
+    let mut report = execute::run(plan, report, printer).await?;
     report.sort();
     if fleet {
         printer.stderr(report.table());
