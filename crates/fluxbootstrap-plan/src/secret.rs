@@ -64,6 +64,42 @@ pub fn ssh_secret(
     data
 }
 
+/// flux's `.dockerconfigjson` for `--registry-creds`: `{"auths":{<registry>:{"username",
+/// "password","auth"}}}` as Go's `json.Marshal` prints it (field order, `omitempty`, HTML
+/// characters escaped), so the image pull Secret is byte-identical to flux's.
+#[must_use]
+pub fn docker_config_json(registry: &str, username: &str, password: &SecretString) -> SecretBytes {
+    use base64::Engine as _;
+    use fluxbootstrap_auth::ExposeSecret as _;
+    let go_string = |text: &str| {
+        serde_json::to_string(text)
+            .expect("a string serializes")
+            .replace('<', "\\u003c")
+            .replace('>', "\\u003e")
+            .replace('&', "\\u0026")
+            .replace('\u{2028}', "\\u2028")
+            .replace('\u{2029}', "\\u2029")
+    };
+    let password = password.expose_secret();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+    let mut entry = Vec::new();
+    if !username.is_empty() {
+        entry.push(format!("\"username\":{}", go_string(username)));
+    }
+    if !password.is_empty() {
+        entry.push(format!("\"password\":{}", go_string(password)));
+    }
+    entry.push(format!("\"auth\":{}", go_string(&auth)));
+    SecretBytes::from(
+        format!(
+            "{{\"auths\":{{{}:{{{}}}}}}}",
+            go_string(registry),
+            entry.join(",")
+        )
+        .into_bytes(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use fluxbootstrap_auth::ExposeSecret as _;
@@ -101,5 +137,19 @@ mod tests {
         let passphrase = SecretString::from("p".to_owned());
         let data = ssh_secret(&key, "ssh-rsa AAAA", "h", Some(&passphrase));
         assert_eq!(text(&data, "password"), "p");
+    }
+
+    #[test]
+    fn registry_credentials_marshal_like_go() {
+        let password = SecretString::from("p<&>".to_owned());
+        let json = docker_config_json("ghcr.io", "bot", &password);
+        let text = String::from_utf8(json.expose_secret().to_vec()).unwrap();
+        assert_eq!(
+            text,
+            "{\"auths\":{\"ghcr.io\":{\"username\":\"bot\",\"password\":\"p\\u003c\\u0026\\u003e\",\"auth\":\"Ym90OnA8Jj4=\"}}}"
+        );
+        let anonymous = docker_config_json("r", "", &SecretString::from(String::new()));
+        let text = String::from_utf8(anonymous.expose_secret().to_vec()).unwrap();
+        assert_eq!(text, "{\"auths\":{\"r\":{\"auth\":\"Og==\"}}}");
     }
 }

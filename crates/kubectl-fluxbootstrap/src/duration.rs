@@ -1,7 +1,7 @@
 //! Go-style durations (`5m`, `1m30s`, `1h`), because flux's flags and manifests use them.
 //!
-//! Parsing accepts what users type for flux; formatting reproduces Go's `time.Duration`
-//! `String()` (`1m0s`, `10m0s`), which is what flux writes into `gotk-sync.yaml`.
+//! Parsing accepts what users type for flux; formatting them back the way Go does is the plan
+//! crate's (`fluxbootstrap_plan::go_duration`), because `gotk-sync.yaml` depends on it.
 
 use std::time::Duration;
 
@@ -44,19 +44,6 @@ pub(crate) fn parse_duration(input: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
-/// Formats like Go's `time.Duration.String()` for whole seconds: `1m0s`, `10m0s`, `1h0m0s`, `30s`.
-pub(crate) fn format_go_duration(duration: Duration) -> String {
-    let secs = duration.as_secs();
-    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
-    if h > 0 {
-        format!("{h}h{m}m{s}s")
-    } else if m > 0 {
-        format!("{m}m{s}s")
-    } else {
-        format!("{s}s")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,13 +57,5 @@ mod tests {
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
         assert!(parse_duration("5").is_err());
         assert!(parse_duration("five minutes").is_err());
-    }
-
-    #[test]
-    fn formats_like_go() {
-        assert_eq!(format_go_duration(Duration::from_mins(1)), "1m0s");
-        assert_eq!(format_go_duration(Duration::from_mins(10)), "10m0s");
-        assert_eq!(format_go_duration(Duration::from_hours(1)), "1h0m0s");
-        assert_eq!(format_go_duration(Duration::from_secs(30)), "30s");
     }
 }

@@ -1,7 +1,6 @@
 //! Flags into library inputs: the repository URL, paths, install and sync options, the
 //! kubeconfig options, and the other values a command line decides before anything is contacted.
 
-use fluxbootstrap_auth::ExposeSecret as _;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -9,11 +8,10 @@ use anyhow::{Context, Result, bail};
 use fluxbootstrap_auth::{EcdsaCurve, SecretBytes, SecretString, SshKeyPair};
 use fluxbootstrap_azdo::RepoUrl;
 use fluxbootstrap_cluster::KubeOptions;
-use fluxbootstrap_manifests::{InstallOptions, KustomizationPatches, SyncOptions};
-use fluxbootstrap_plan::{GitMode, RepoPaths};
+use fluxbootstrap_manifests::{InstallOptions, KustomizationPatches};
+use fluxbootstrap_plan::{GitMode, RepoPaths, SyncSettings};
 
-use crate::cli::{AzdoArgs, GlobalArgs, RegistryCreds, RenderArgs, RepoArgs};
-use crate::duration::format_go_duration;
+use crate::cli::{AzdoArgs, GlobalArgs, RenderArgs, RepoArgs};
 use crate::error::Hinted;
 use crate::host_keys::HostKeys;
 
@@ -133,98 +131,48 @@ pub(crate) fn read_private_key(path: Option<&Path>) -> Result<Option<SecretStrin
     Ok(Some(text))
 }
 
-/// The kustomization patches the mode needs (none for plain token auth).
-///
-/// `host_keys` is the SSH host's key decision ([`known_hosts_for`]) in the SSH modes: an RSA
-/// host key gets the rsa-sha2 algorithms patch, any other key type none.
-pub(crate) fn kustomization_patches(
-    render: &RenderArgs,
-    mode: &GitMode,
-    host_keys: Option<&HostKeys>,
-) -> Option<KustomizationPatches> {
-    let mut algos = render.ssh_hostkey_algos.clone();
-    if algos.is_empty() && mode.cluster_uses_ssh() && host_keys.is_some_and(|k| k.rsa) {
-        // Azure DevOps offers only rsa-sha2 host keys; the controllers must ask for them.
-        algos = vec!["rsa-sha2-512".to_owned(), "rsa-sha2-256".to_owned()];
+/// The sync flags as the plan crate takes them.
+pub(crate) fn sync_settings(render: &RenderArgs) -> SyncSettings {
+    SyncSettings {
+        branch: render.branch.clone(),
+        interval: render.interval,
+        secret_name: render.secret_name.clone(),
+        recurse_submodules: render.recurse_submodules,
+        sparse_checkout: render.sparse_checkout.clone(),
+        ssh_hostkey_algos: render.ssh_hostkey_algos.clone(),
+        azure_tenant_id: render.azure_tenant_id.clone(),
     }
-    let azure = mode
-        .azure_client_id()
-        .map(|client_id| fluxbootstrap_manifests::AzureIdentity {
-            client_id: client_id.to_owned(),
-            tenant_id: render.azure_tenant_id.clone(),
-        });
-    if algos.is_empty() && azure.is_none() {
-        return None;
-    }
-    Some(KustomizationPatches {
-        ssh_hostkey_algos: algos,
-        azure_workload_identity: azure,
-    })
 }
 
-/// `gotk-sync.yaml` for the mode.
-pub(crate) fn render_sync(
+/// `gotk-sync.yaml` for one folder, cloning the URL the mode syncs from.
+pub(crate) fn sync_yaml(
     render: &RenderArgs,
     namespace: &str,
     paths: &RepoPaths,
     repo: &RepoUrl,
     mode: &GitMode,
 ) -> Result<String> {
-    let url = match mode {
-        // `https_url` keeps `http://` for an Azure DevOps Server without TLS, which the
-        // parser only accepts with `--allow-insecure-http`.
-        GitMode::Token { .. } | GitMode::AzureProvider { .. } => repo.https_url(),
-        GitMode::TokenPushSshSync { ssh_host } => repo.clone().with_ssh_host(ssh_host)?.ssh_url(),
-        GitMode::Ssh => repo.ssh_url(),
-    };
-    let options = SyncOptions {
-        name: namespace.to_owned(),
-        namespace: namespace.to_owned(),
+    let url = fluxbootstrap_plan::sync_url(repo, mode)?;
+    Ok(fluxbootstrap_plan::sync_manifests(
+        &sync_settings(render),
+        namespace,
+        paths,
         url,
-        branch: render.branch.clone(),
-        target_path: paths.sync_path(),
-        interval: format_go_duration(render.interval),
-        secret_name: (!matches!(mode, GitMode::AzureProvider { .. }))
-            .then(|| render.secret_name.clone()),
-        recurse_submodules: render.recurse_submodules,
-        sparse_checkout: sparse_checkout(render, paths)?,
-        provider: matches!(mode, GitMode::AzureProvider { .. }).then(|| "azure".to_owned()),
-    };
-    Ok(fluxbootstrap_manifests::render_sync(&options))
+        mode,
+    )?)
 }
 
-/// flux's `.dockerconfigjson` for `--registry-creds`: `{"auths":{<registry>:{"username",
-/// "password","auth"}}}` as Go's `json.Marshal` prints it (field order, `omitempty`, HTML
-/// characters escaped), so the Secret is byte-identical to flux's.
-pub(crate) fn docker_config_json(registry: &str, creds: &RegistryCreds) -> SecretBytes {
-    use base64::Engine as _;
-    let go_string = |text: &str| {
-        serde_json::to_string(text)
-            .expect("a string serializes")
-            .replace('<', "\\u003c")
-            .replace('>', "\\u003e")
-            .replace('&', "\\u0026")
-            .replace('\u{2028}', "\\u2028")
-            .replace('\u{2029}', "\\u2029")
-    };
-    let password = creds.password.expose_secret();
-    let auth =
-        base64::engine::general_purpose::STANDARD.encode(format!("{}:{password}", creds.username));
-    let mut entry = Vec::new();
-    if !creds.username.is_empty() {
-        entry.push(format!("\"username\":{}", go_string(&creds.username)));
-    }
-    if !password.is_empty() {
-        entry.push(format!("\"password\":{}", go_string(password)));
-    }
-    entry.push(format!("\"auth\":{}", go_string(&auth)));
-    SecretBytes::from(
-        format!(
-            "{{\"auths\":{{{}:{{{}}}}}}}",
-            go_string(registry),
-            entry.join(",")
-        )
-        .into_bytes(),
+/// The `kustomization.yaml` patches the mode needs; `host_keys` is the SSH host's key
+/// decision in the SSH modes ([`crate::host_keys`]).
+pub(crate) fn kustomization_patches(
+    render: &RenderArgs,
+    mode: &GitMode,
+    host_keys: Option<&HostKeys>,
+) -> Option<KustomizationPatches> {
+    fluxbootstrap_plan::kustomization_patches(
+        &sync_settings(render),
+        mode,
+        host_keys.is_some_and(|k| k.rsa),
     )
 }
 
@@ -244,36 +192,13 @@ pub(crate) fn image_pull_secret(
     };
     let data = BTreeMap::from([(
         ".dockerconfigjson".to_owned(),
-        docker_config_json(&args.render.registry, creds),
+        fluxbootstrap_plan::docker_config_json(
+            &args.render.registry,
+            &creds.username,
+            &creds.password,
+        ),
     )]);
     Ok(Some((name.clone(), data)))
-}
-
-/// `--sparse-checkout` as given (flux writes the list unchanged), refused when `--path` is not
-/// one of its directories: Flux could not build a path it did not check out.
-fn sparse_checkout(render: &RenderArgs, paths: &RepoPaths) -> Result<Vec<String>, Hinted> {
-    let dirs: Vec<String> = render
-        .sparse_checkout
-        .iter()
-        .map(|d| d.trim().to_owned())
-        .filter(|d| !d.is_empty())
-        .collect();
-    if dirs.is_empty() {
-        return Ok(dirs);
-    }
-    let clean = |p: &str| p.trim_start_matches("./").trim_end_matches('/').to_owned();
-    let path = clean(&paths.sync_path());
-    if !dirs.iter().any(|d| clean(d) == path) {
-        return Err(Hinted::new(
-            format!(
-                "`--path {}` is not one of the `--sparse-checkout` directories ({})",
-                render.path,
-                dirs.join(", ")
-            ),
-            format!("add it, e.g. `--sparse-checkout {},{path}`", dirs.join(",")),
-        ));
-    }
-    Ok(dirs)
 }
 
 pub(crate) fn generate_key(args: &AzdoArgs) -> Result<SshKeyPair> {
@@ -289,16 +214,10 @@ pub(crate) fn generate_key(args: &AzdoArgs) -> Result<SshKeyPair> {
     Ok(key)
 }
 
-/// The commit author and the `--commit-message-appendix` suffix (`\n\n<appendix>` or empty).
-pub(crate) fn author_and_appendix(args: &AzdoArgs) -> (fluxbootstrap_git::Author, String) {
-    let author = fluxbootstrap_git::Author {
+/// The commit author of `--author-name` and `--author-email`.
+pub(crate) fn author(args: &AzdoArgs) -> fluxbootstrap_git::Author {
+    fluxbootstrap_git::Author {
         name: args.author_name.clone(),
         email: args.author_email.clone(),
-    };
-    let appendix = if args.commit_message_appendix.is_empty() {
-        String::new()
-    } else {
-        format!("\n\n{}", args.commit_message_appendix)
-    };
-    (author, appendix)
+    }
 }

@@ -89,6 +89,11 @@ impl Printer {
         self.step(Verbosity::Quiet, format_args!("{} {message}", "✗".red()));
     }
 
+    /// An indented line under a step (the items of `--dry-run`'s plan).
+    pub(crate) fn item(self, message: impl Display) {
+        self.step(Verbosity::Normal, format_args!("  {message}"));
+    }
+
     /// A detail line, shown only with `--verbose`.
     pub(crate) fn detail(self, message: impl Display) {
         self.step(Verbosity::Verbose, format_args!("  {message}"));

@@ -1,4 +1,5 @@
-//! Carrying out a plan: one clone, the commits and pushes, then every target concurrently.
+//! Carrying out a plan: one clone, the plan's commits and pushes, then every target
+//! concurrently.
 //!
 //! Invariants: the repository changes before any cluster does, so each cluster's Kustomization
 //! points at a pushed commit; a failing cluster never stops the others; `kustomization.yaml` is
@@ -13,12 +14,12 @@ use anyhow::{Context, Result};
 use fluxbootstrap_auth::SecretBytes;
 use fluxbootstrap_cluster::{ApplyOptions, Change, WaitSpec};
 use fluxbootstrap_git::FileWrite;
-use fluxbootstrap_plan::GitMode;
+use fluxbootstrap_plan::{GitMode, WriteRule};
 use serde_json::Value;
 
 use super::plan::{Plan, PlannedTarget};
 use super::report::{Counts, Outcome, Report, Row};
-use crate::bundle::{self, BundleFiles};
+use crate::bundle;
 use crate::error::Internal;
 use crate::inputs;
 use crate::printer::Printer;
@@ -119,8 +120,8 @@ struct Written {
     head: Option<String>,
 }
 
-/// The bundle, one clone, then the component and sync commits for every target. Commits
-/// pushed before a failure are recorded in the report all the same.
+/// One clone, then the plan's commits. Commits pushed before a failure are recorded in the
+/// report all the same.
 async fn write_repository(
     plan: &Plan<'_>,
     report: &mut Report,
@@ -128,23 +129,18 @@ async fn write_repository(
 ) -> Result<Written> {
     let Plan {
         args,
-        global,
         ref repo,
         ref push,
-        ref install,
         ..
     } = *plan;
     let targets = plan.targets.as_slice();
-    let ca_pem = plan.ca_pem.as_ref();
     let patches = plan.patches.as_ref();
-    let bundle = BundleFiles::load(&args.render, global.timeout, printer).await?;
-    let components_yaml = bundle.render(install)?;
-
-    let mut checkout = repository::clone_repository(args, repo, push, ca_pem, printer).await?;
+    let mut checkout =
+        repository::clone_repository(args, repo, push, plan.ca_pem.as_ref(), printer).await?;
     report.clones += 1;
     printer.success("cloned repository");
 
-    let (author, appendix) = inputs::author_and_appendix(args);
+    let author = inputs::author(args);
     match targets {
         [_] => printer.action("generating component manifests"),
         _ => printer.action(format_args!(
@@ -152,20 +148,43 @@ async fn write_repository(
             targets.len()
         )),
     }
-    let mut pending: Vec<FileWrite> = targets
-        .iter()
-        .map(|t| FileWrite::new(t.paths.components_file(), components_yaml.clone()))
-        .collect();
     printer.success("generated component manifests");
-    if !args.single_commit {
-        let message = format!("Add Flux {} component manifests{appendix}", bundle.version);
+    let last = plan.commits.len().saturating_sub(1);
+    for (index, commit) in plan.commits.iter().enumerate() {
+        if index == last {
+            printer.action("generating sync manifests");
+            if patches.is_some() {
+                for target in targets {
+                    let file = target.paths.kustomization_file();
+                    if checkout.read_file(&file)?.is_some() {
+                        printer.warning(format_args!(
+                            "kept the existing \"{file}\"; make sure it carries the patches for the chosen mode"
+                        ));
+                    }
+                }
+            }
+            printer.success("generated sync manifests");
+        }
+        // A file kept when present is written only where the branch has none: an existing one
+        // is the user's, and is never rewritten, also when it arrives in a concurrent push
+        // during our retry (decided again on every push attempt).
+        let files = commit
+            .files
+            .iter()
+            .map(|file| match file.rule {
+                WriteRule::Always => FileWrite::new(file.path.clone(), file.contents.clone()),
+                WriteRule::UnlessPresent => {
+                    FileWrite::unless_present(file.path.clone(), file.contents.clone())
+                }
+            })
+            .collect();
         let (next, sha) = repository::commit_step(
             checkout,
-            std::mem::take(&mut pending),
-            message,
+            files,
+            commit.message.clone(),
             author.clone(),
             args.dry_run,
-            "component manifests",
+            commit.subject,
             &args.render.branch,
             printer,
         )
@@ -174,52 +193,6 @@ async fn write_repository(
         report.commits.extend(sha);
     }
 
-    printer.action("generating sync manifests");
-    let ours = fluxbootstrap_manifests::render_kustomization(&patches.cloned().unwrap_or_default());
-    for target in targets {
-        let paths = &target.paths;
-        pending.push(FileWrite::new(paths.sync_file(), target.sync_yaml.clone()));
-        // Written only where the branch has none: an existing one is the user's, and is never
-        // rewritten, also when it arrives in a concurrent push during our retry.
-        pending.push(FileWrite::unless_present(
-            paths.kustomization_file(),
-            ours.clone(),
-        ));
-        if patches.is_some() && checkout.read_file(&paths.kustomization_file())?.is_some() {
-            printer.warning(format_args!(
-                "kept the existing \"{}\"; make sure it carries the patches for the chosen mode",
-                paths.kustomization_file()
-            ));
-        }
-    }
-    printer.success("generated sync manifests");
-    let (message, what) = if args.single_commit {
-        (
-            format!(
-                "Add Flux {} component and sync manifests{appendix}",
-                bundle.version
-            ),
-            "component and sync manifests",
-        )
-    } else {
-        (
-            format!("Add Flux sync manifests{appendix}"),
-            "sync manifests",
-        )
-    };
-    let (checkout, sha) = repository::commit_step(
-        checkout,
-        pending,
-        message,
-        author,
-        args.dry_run,
-        what,
-        &args.render.branch,
-        printer,
-    )
-    .await?;
-    report.commits.extend(sha);
-
     // What each Kustomization will own, built from the branch as pushed: with the
     // `kustomization.yaml` that is there now, ours or the user's (then `kubectl kustomize`).
     let mut objects = BTreeMap::new();
@@ -227,7 +200,7 @@ async fn write_repository(
         let paths = &target.paths;
         let existing = checkout.read_file(&paths.kustomization_file())?;
         let (sync, components): (Vec<Value>, Vec<Value>) = bundle::flux_system_objects(
-            &components_yaml,
+            &plan.components_yaml,
             &target.sync_yaml,
             patches,
             existing.as_deref(),
@@ -280,13 +253,7 @@ async fn converge(
         concurrency: 16,
         timeout: job.timeout,
     };
-    // flux's `mustInstallManifests`: no Kustomization has applied a revision yet.
-    let must_install = target
-        .preflight
-        .existing
-        .as_ref()
-        .and_then(|e| e.applied_revision.as_deref())
-        .is_none_or(str::is_empty);
+    let must_install = target.must_install();
     if must_install {
         let step = Instant::now();
         printer.action(format_args!(

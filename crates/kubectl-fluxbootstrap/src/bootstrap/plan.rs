@@ -6,6 +6,8 @@
 //! Ctrl-C at any of them leaves the repository and every cluster as they were. The one write
 //! elsewhere is `--cluster-pat mint`'s new read-only PAT in Azure DevOps, made here because
 //! the Secret it goes into is decided here (a rerun reuses the minted PAT the Secret names).
+//! The plan ends with the Flux bundle loaded (a verified download into the user's cache, or
+//! `--manifests`) and the whole repository change rendered, which `--dry-run` prints.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -15,10 +17,13 @@ use fluxbootstrap_auth::SecretBytes;
 use fluxbootstrap_azdo::RepoUrl;
 use fluxbootstrap_cluster::{Cluster, KubeOptions, PreflightReport, PreflightRequest};
 use fluxbootstrap_manifests::{InstallOptions, KustomizationPatches};
-use fluxbootstrap_plan::{GitMode, ModeFlags, RepoPaths};
+use fluxbootstrap_plan::{
+    ChangeInputs, Folder, GitMode, ModeFlags, PlannedCommit, RepoPaths, WriteRule,
+};
 
 use super::report::{Report, Row};
 use super::targets::{self, Target};
+use crate::bundle::BundleFiles;
 use crate::cli::{AzdoArgs, GlobalArgs};
 use crate::credentials::{self, PushAuth};
 use crate::error::{Hinted, Internal};
@@ -36,6 +41,12 @@ pub(crate) struct Plan<'a> {
     pub(crate) ca_pem: Option<Vec<u8>>,
     pub(crate) install: InstallOptions,
     pub(crate) patches: Option<KustomizationPatches>,
+    /// The resolved Flux version of the bundle (`latest` resolved).
+    pub(crate) flux_version: String,
+    /// `gotk-components.yaml`, the same in every target's folder.
+    pub(crate) components_yaml: String,
+    /// The repository change: flux's commits with every target's files (none without targets).
+    pub(crate) commits: Vec<PlannedCommit>,
     /// The `--registry-creds` pull Secret, as (name, data).
     pub(crate) pull_secret: Option<(String, BTreeMap<String, SecretBytes>)>,
     /// Whether the clusters were selected as a fleet: lines name their cluster and the run
@@ -58,6 +69,71 @@ pub(crate) struct PlannedTarget {
     pub(crate) secret: Option<SourceSecret>,
     /// Time spent on this cluster so far.
     pub(crate) spent: Duration,
+}
+
+impl Plan<'_> {
+    /// Prints what the plan will do (`--dry-run` shows it before the diffs): the repository
+    /// change commit by commit, then each cluster and what it gets.
+    pub(crate) fn print(&self, printer: Printer) {
+        let clusters = match self.targets.len() {
+            1 => "1 cluster".to_owned(),
+            n => format!("{n} clusters"),
+        };
+        printer.action(format_args!(
+            "plan: Flux {} from {} (branch \"{}\", {}) to {clusters}",
+            self.flux_version,
+            self.repo.https_url(),
+            self.args.render.branch,
+            self.mode.name(),
+        ));
+        for commit in &self.commits {
+            let subject = commit.message.lines().next().unwrap_or_default();
+            printer.item(format_args!("commit \"{subject}\""));
+            for file in &commit.files {
+                let rule = match file.rule {
+                    WriteRule::Always => "",
+                    WriteRule::UnlessPresent => " (unless the branch has one)",
+                };
+                printer.item(format_args!("  {}{rule}", file.path));
+            }
+        }
+        let namespace = &self.global.namespace;
+        for target in &self.targets {
+            let components = if target.must_install() {
+                "components installed directly"
+            } else {
+                "components left to Flux"
+            };
+            let secret = if target.secret.is_some() {
+                format!(
+                    "source secret \"{namespace}/{}\" written",
+                    self.args.render.secret_name
+                )
+            } else if matches!(self.mode, GitMode::AzureProvider { .. }) {
+                "no source secret (workload identity)".to_owned()
+            } else {
+                "source secret kept".to_owned()
+            };
+            printer.item(format_args!(
+                "cluster \"{}\" ({}): path \"{}\", {components}, {secret}, sync objects applied",
+                target.name,
+                target.cluster.server_url(),
+                target.paths.sync_path(),
+            ));
+        }
+    }
+}
+
+impl PlannedTarget {
+    /// flux's `mustInstallManifests`: no Kustomization has applied a revision yet, so the
+    /// components are installed directly instead of left to Flux.
+    pub(crate) fn must_install(&self) -> bool {
+        self.preflight
+            .existing
+            .as_ref()
+            .and_then(|e| e.applied_revision.as_deref())
+            .is_none_or(str::is_empty)
+    }
 }
 
 /// `"<context>: "` in a fleet, nothing for one cluster.
@@ -96,7 +172,7 @@ pub(crate) async fn build<'a>(
     // The sync manifests are refused here, before anything is contacted.
     let mut sync = Vec::with_capacity(selected.len());
     for target in &selected {
-        sync.push(inputs::render_sync(
+        sync.push(inputs::sync_yaml(
             &args.render,
             namespace,
             &target.paths,
@@ -203,6 +279,35 @@ pub(crate) async fn build<'a>(
     }
     report.time("secrets", step);
 
+    // The repository change, whole, before the first clone: `--dry-run` shows it, and the
+    // executor only commits it. Without a target nothing is committed, and nothing loaded.
+    let (flux_version, components_yaml, commits) = if targets.is_empty() {
+        (String::new(), String::new(), Vec::new())
+    } else {
+        let step = Instant::now();
+        let bundle = BundleFiles::load(&args.render, global.timeout, printer).await?;
+        let components_yaml = bundle.render(&install)?;
+        let kustomization_yaml =
+            fluxbootstrap_manifests::render_kustomization(&patches.clone().unwrap_or_default());
+        let folders: Vec<Folder<'_>> = targets
+            .iter()
+            .map(|t| Folder {
+                paths: &t.paths,
+                sync_yaml: &t.sync_yaml,
+            })
+            .collect();
+        let commits = fluxbootstrap_plan::repository_change(&ChangeInputs {
+            flux_version: &bundle.version,
+            components_yaml: &components_yaml,
+            kustomization_yaml: &kustomization_yaml,
+            folders: &folders,
+            single_commit: args.single_commit,
+            message_appendix: &args.commit_message_appendix,
+        });
+        report.time("bundle", step);
+        (bundle.version, components_yaml, commits)
+    };
+
     let plan = Plan {
         args,
         global,
@@ -212,6 +317,9 @@ pub(crate) async fn build<'a>(
         ca_pem,
         install,
         patches,
+        flux_version,
+        components_yaml,
+        commits,
         pull_secret,
         fleet,
         targets,
@@ -294,7 +402,7 @@ async fn preflight_all(
             .await
             .unwrap_or_else(|_| {
                 Err(Hinted::new(
-                    format!("preflight timed out after {}", crate::duration::format_go_duration(timeout)),
+                    format!("preflight timed out after {}", fluxbootstrap_plan::go_duration(timeout)),
                     "check that the API server is reachable, or raise `--timeout`",
                 )
                 .into())

@@ -10,6 +10,9 @@ use crate::printer::Printer;
 
 pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) -> Result<()> {
     let (plan, report) = plan::build(args, global, printer).await?;
+    if args.dry_run {
+        plan.print(printer);
+    }
     let fleet = plan.fleet;
     let mut report = execute::run(plan, report, printer).await?;
     report.sort();

@@ -1,12 +1,14 @@
 //! `export`: the files bootstrap would write, for teams that commit through pull requests.
 //!
-//! Like `flux install --export` plus the sync objects; touches neither git nor a cluster.
+//! Like `flux install --export` plus the sync objects; touches neither git nor a cluster. The
+//! files are the plan crate's repository change for one folder, the one `azdo` commits: a
+//! plan with no target to apply it to.
 
 use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
 use fluxbootstrap_azdo::RepoUrl;
-use fluxbootstrap_plan::{GitMode, ModeFlags, RepoPaths};
+use fluxbootstrap_plan::{ChangeInputs, Folder, GitMode, ModeFlags, RepoPaths};
 
 use crate::bundle::BundleFiles;
 use crate::cli::{ExportArgs, GlobalArgs};
@@ -30,17 +32,28 @@ pub(crate) async fn run(args: &ExportArgs, global: &GlobalArgs, printer: Printer
     let host_keys =
         crate::host_keys::cluster_host_keys(&mode, &repo, &args.render, printer).await?;
     let patches = crate::inputs::kustomization_patches(&args.render, &mode, host_keys.as_ref());
-    let files = [
-        (paths.components_file(), bundle.render(&install)?),
-        (
-            paths.sync_file(),
-            crate::inputs::render_sync(&args.render, namespace, &paths, &repo, &mode)?,
-        ),
-        (
-            paths.kustomization_file(),
-            fluxbootstrap_manifests::render_kustomization(&patches.clone().unwrap_or_default()),
-        ),
-    ];
+    let components_yaml = bundle.render(&install)?;
+    let sync_yaml = crate::inputs::sync_yaml(&args.render, namespace, &paths, &repo, &mode)?;
+    let kustomization_yaml =
+        fluxbootstrap_manifests::render_kustomization(&patches.unwrap_or_default());
+    // The change a bootstrap of this one folder would commit; written whole, as for an empty
+    // repository (a file kept when present has nothing to be kept from here).
+    let commits = fluxbootstrap_plan::repository_change(&ChangeInputs {
+        flux_version: &bundle.version,
+        components_yaml: &components_yaml,
+        kustomization_yaml: &kustomization_yaml,
+        folders: &[Folder {
+            paths: &paths,
+            sync_yaml: &sync_yaml,
+        }],
+        single_commit: true,
+        message_appendix: "",
+    });
+    let files: Vec<(String, String)> = commits
+        .into_iter()
+        .flat_map(|commit| commit.files)
+        .map(|file| (file.path, file.contents))
+        .collect();
     let Some(dir) = &args.output_dir else {
         let mut out = String::new();
         for (index, (path, contents)) in files.iter().enumerate() {

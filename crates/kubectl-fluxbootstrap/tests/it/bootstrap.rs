@@ -324,6 +324,33 @@ fn dry_run_writes_nothing() {
         ])
         .env("GIT_PASSWORD", env.git.pat()));
     assert_eq!(out.0, 0, "dry run failed:\n{}", out.2);
+    // The plan comes first, on stderr: both of flux's commits with their files, and the
+    // cluster with what it gets.
+    let plan_at = out
+        .2
+        .find("plan: Flux")
+        .unwrap_or_else(|| panic!("no plan:\n{}", out.2));
+    let expected = [
+        format!("commit \"{COMPONENTS}\""),
+        format!("clusters/dry/{ns}/gotk-components.yaml"),
+        format!("commit \"{SYNC}\""),
+        format!("clusters/dry/{ns}/gotk-sync.yaml"),
+        format!("clusters/dry/{ns}/kustomization.yaml (unless the branch has one)"),
+        "path \"./clusters/dry\", components installed directly".to_owned(),
+        format!("source secret \"{ns}/flux-system\" written"),
+    ];
+    let mut from = plan_at;
+    for line in &expected {
+        let at = out.2[from..]
+            .find(line.as_str())
+            .unwrap_or_else(|| panic!("the plan lacks {line:?} (in this order):\n{}", out.2));
+        from += at;
+    }
+    assert!(
+        from < out.2.find("cloned repository").unwrap_or(usize::MAX),
+        "the plan was printed after the clone:\n{}",
+        out.2
+    );
     assert!(
         out.1
             .contains(&format!("+++ b/clusters/dry/{ns}/gotk-sync.yaml")),
