@@ -2,7 +2,7 @@
 //! mode the flags select ([`GitMode`]), where the files go in the repository ([`RepoPaths`]),
 //! the sync manifests and `kustomization.yaml` patches of each mode ([`sync_manifests`],
 //! [`kustomization_patches`]), the commits of the repository change ([`repository_change`]),
-//! and the data of the Secrets each mode stores ([`token_secret`], [`ssh_secret`],
+//! the [`Plan`] a run carries out, and the data of the Secrets each mode stores ([`token_secret`], [`ssh_secret`],
 //! [`docker_config_json`]).
 //!
 //! The binary's plan is built from these, and `export` writes the same repository change a
@@ -15,6 +15,7 @@ mod change;
 mod error;
 mod mode;
 mod paths;
+mod plan;
 mod secret;
 mod sync;
 
@@ -22,6 +23,7 @@ pub use change::{ChangeInputs, Folder, PlannedCommit, PlannedFile, WriteRule, re
 pub use error::PlanError;
 pub use mode::{GitMode, ModeFlags};
 pub use paths::RepoPaths;
+pub use plan::{MINTED_PAT_ANNOTATION, Plan, PlannedTarget, SourceSecret};
 pub use secret::{docker_config_json, ssh_secret, token_secret};
 pub use sync::{SyncSettings, go_duration, kustomization_patches, sync_manifests, sync_url};
 

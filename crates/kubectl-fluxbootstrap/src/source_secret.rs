@@ -42,16 +42,7 @@ pub(crate) async fn reconcile_image_pull_secret(
         .context("failed to reconcile the image pull secret")
 }
 
-/// The source Secret a bootstrap writes: its data, and the authorization id of the cluster PAT
-/// minted for it (`--cluster-pat mint`), which goes into [`MINTED_PAT_ANNOTATION`].
-pub(crate) struct SourceSecret {
-    pub(crate) data: BTreeMap<String, SecretBytes>,
-    pub(crate) minted_pat: Option<String>,
-}
-
-/// The annotation on the source Secret that holds a minted cluster PAT's authorization id
-/// (what revokes it; never the token).
-pub(crate) const MINTED_PAT_ANNOTATION: &str = "fluxbootstrap.io/cluster-pat-authorization-id";
+pub(crate) use fluxbootstrap_plan::{MINTED_PAT_ANNOTATION, SourceSecret};
 
 /// What writing the source Secret did, or in a dry run would do.
 pub(crate) enum SecretWrite {

@@ -29,7 +29,7 @@ use crate::source_secret;
 
 /// Runs `plan`, adding what happened, cluster by cluster, to `report`.
 pub(crate) async fn run(plan: Plan<'_>, mut report: Report, printer: Printer) -> Result<Report> {
-    if plan.targets.is_empty() {
+    if plan.core.targets.is_empty() {
         return Ok(report);
     }
     let step = Instant::now();
@@ -40,13 +40,13 @@ pub(crate) async fn run(plan: Plan<'_>, mut report: Report, printer: Printer) ->
         Ok(written) => written,
         Err(err) => {
             // Nothing was applied to any cluster: say so per cluster, then fail.
-            for target in plan.targets {
+            for target in plan.core.targets {
                 let error = anyhow::anyhow!("the repository step failed: {err:#}");
                 report.rows.push(Row::skipped(
                     target.index,
                     target.name,
                     target.paths.sync_path(),
-                    target.spent,
+                    target.handle.spent,
                     error,
                 ));
             }
@@ -61,7 +61,7 @@ pub(crate) async fn run(plan: Plan<'_>, mut report: Report, printer: Printer) ->
         pull_secret: plan.pull_secret,
         namespace: global.namespace.clone(),
         secret_name: args.render.secret_name.clone(),
-        azure_provider: matches!(plan.mode, GitMode::AzureProvider { .. }),
+        azure_provider: matches!(plan.core.mode, GitMode::AzureProvider { .. }),
         dry_run: args.dry_run,
         timeout: global.timeout,
         revision: head.map(|h| format!("{}@sha1:{h}", args.render.branch)),
@@ -71,7 +71,7 @@ pub(crate) async fn run(plan: Plan<'_>, mut report: Report, printer: Printer) ->
     });
     let permits = Arc::new(tokio::sync::Semaphore::new(usize::from(args.parallel)));
     let mut tasks = tokio::task::JoinSet::new();
-    for target in plan.targets {
+    for target in plan.core.targets {
         let job = Arc::clone(&job);
         let permits = Arc::clone(&permits);
         let objects = objects.remove(&target.index).unwrap_or_default();
@@ -98,7 +98,7 @@ pub(crate) async fn run(plan: Plan<'_>, mut report: Report, printer: Printer) ->
                 context: target.name,
                 outcome,
                 counts,
-                duration: target.spent + step.elapsed(),
+                duration: target.handle.spent + step.elapsed(),
                 timings,
                 error,
             }
@@ -133,8 +133,8 @@ async fn write_repository(
         ref push,
         ..
     } = *plan;
-    let targets = plan.targets.as_slice();
-    let patches = plan.patches.as_ref();
+    let targets = plan.core.targets.as_slice();
+    let patches = plan.core.patches.as_ref();
     let mut checkout =
         repository::clone_repository(args, repo, push, plan.ca_pem.as_ref(), printer).await?;
     report.clones += 1;
@@ -149,8 +149,8 @@ async fn write_repository(
         )),
     }
     printer.success("generated component manifests");
-    let last = plan.commits.len().saturating_sub(1);
-    for (index, commit) in plan.commits.iter().enumerate() {
+    let last = plan.core.commits.len().saturating_sub(1);
+    for (index, commit) in plan.core.commits.iter().enumerate() {
         if index == last {
             printer.action("generating sync manifests");
             if patches.is_some() {
@@ -200,7 +200,7 @@ async fn write_repository(
         let paths = &target.paths;
         let existing = checkout.read_file(&paths.kustomization_file())?;
         let (sync, components): (Vec<Value>, Vec<Value>) = bundle::flux_system_objects(
-            &plan.components_yaml,
+            &plan.core.components_yaml,
             &target.sync_yaml,
             patches,
             existing.as_deref(),
@@ -242,7 +242,7 @@ async fn converge(
 ) -> Result<()> {
     let printer = job.printer;
     let p = super::plan::prefix(job.fleet, &target.name);
-    let cluster = &target.cluster;
+    let cluster = &target.handle.cluster;
     let reporter = ClusterPrinter {
         printer,
         prefix: p.clone(),
@@ -253,7 +253,7 @@ async fn converge(
         concurrency: 16,
         timeout: job.timeout,
     };
-    let must_install = target.must_install();
+    let must_install = target.must_install;
     if must_install {
         let step = Instant::now();
         printer.action(format_args!(

@@ -16,10 +16,8 @@ use anyhow::{Context, Result};
 use fluxbootstrap_auth::SecretBytes;
 use fluxbootstrap_azdo::RepoUrl;
 use fluxbootstrap_cluster::{Cluster, KubeOptions, PreflightReport, PreflightRequest};
-use fluxbootstrap_manifests::{InstallOptions, KustomizationPatches};
-use fluxbootstrap_plan::{
-    ChangeInputs, Folder, GitMode, ModeFlags, PlannedCommit, RepoPaths, WriteRule,
-};
+use fluxbootstrap_manifests::InstallOptions;
+use fluxbootstrap_plan::{ChangeInputs, Folder, GitMode, ModeFlags};
 
 use super::report::{Report, Row};
 use super::targets::{self, Target};
@@ -29,110 +27,44 @@ use crate::credentials::{self, PushAuth};
 use crate::error::{Hinted, Internal};
 use crate::inputs;
 use crate::printer::Printer;
-use crate::source_secret::{self, SourceSecret};
+use crate::source_secret;
 
-/// Everything a run will do, decided.
+/// Everything a run will do, decided: the plan crate's [`fluxbootstrap_plan::Plan`] and what
+/// only the binary holds (the flags, the push credential, connections).
 pub(crate) struct Plan<'a> {
     pub(crate) args: &'a AzdoArgs,
     pub(crate) global: &'a GlobalArgs,
     pub(crate) repo: RepoUrl,
-    pub(crate) mode: GitMode,
     pub(crate) push: PushAuth,
     pub(crate) ca_pem: Option<Vec<u8>>,
     pub(crate) install: InstallOptions,
-    pub(crate) patches: Option<KustomizationPatches>,
-    /// The resolved Flux version of the bundle (`latest` resolved).
-    pub(crate) flux_version: String,
-    /// `gotk-components.yaml`, the same in every target's folder.
-    pub(crate) components_yaml: String,
-    /// The repository change: flux's commits with every target's files (none without targets).
-    pub(crate) commits: Vec<PlannedCommit>,
     /// The `--registry-creds` pull Secret, as (name, data).
     pub(crate) pull_secret: Option<(String, BTreeMap<String, SecretBytes>)>,
     /// Whether the clusters were selected as a fleet: lines name their cluster and the run
     /// ends with a table.
     pub(crate) fleet: bool,
-    /// The targets that passed preflight and have their Secret decided.
-    pub(crate) targets: Vec<PlannedTarget>,
+    /// The mode, the repository change and the targets that passed preflight, each with its
+    /// Secret decided.
+    pub(crate) core: fluxbootstrap_plan::Plan<Connected>,
 }
 
-/// One cluster, checked, with what its part of the run needs.
-pub(crate) struct PlannedTarget {
-    pub(crate) index: usize,
-    /// The context name as connected.
-    pub(crate) name: String,
-    pub(crate) paths: RepoPaths,
-    pub(crate) sync_yaml: String,
+/// A target's connection, and the time spent on it so far.
+pub(crate) struct Connected {
     pub(crate) cluster: Cluster,
-    pub(crate) preflight: PreflightReport,
-    /// The source Secret to write; `None` to keep the existing one (or there is none).
-    pub(crate) secret: Option<SourceSecret>,
-    /// Time spent on this cluster so far.
     pub(crate) spent: Duration,
 }
 
-impl Plan<'_> {
-    /// Prints what the plan will do (`--dry-run` shows it before the diffs): the repository
-    /// change commit by commit, then each cluster and what it gets.
-    pub(crate) fn print(&self, printer: Printer) {
-        let clusters = match self.targets.len() {
-            1 => "1 cluster".to_owned(),
-            n => format!("{n} clusters"),
-        };
-        printer.action(format_args!(
-            "plan: Flux {} from {} (branch \"{}\", {}) to {clusters}",
-            self.flux_version,
-            self.repo.https_url(),
-            self.args.render.branch,
-            self.mode.name(),
-        ));
-        for commit in &self.commits {
-            let subject = commit.message.lines().next().unwrap_or_default();
-            printer.item(format_args!("commit \"{subject}\""));
-            for file in &commit.files {
-                let rule = match file.rule {
-                    WriteRule::Always => "",
-                    WriteRule::UnlessPresent => " (unless the branch has one)",
-                };
-                printer.item(format_args!("  {}{rule}", file.path));
-            }
-        }
-        let namespace = &self.global.namespace;
-        for target in &self.targets {
-            let components = if target.must_install() {
-                "components installed directly"
-            } else {
-                "components left to Flux"
-            };
-            let secret = if target.secret.is_some() {
-                format!(
-                    "source secret \"{namespace}/{}\" written",
-                    self.args.render.secret_name
-                )
-            } else if matches!(self.mode, GitMode::AzureProvider { .. }) {
-                "no source secret (workload identity)".to_owned()
-            } else {
-                "source secret kept".to_owned()
-            };
-            printer.item(format_args!(
-                "cluster \"{}\" ({}): path \"{}\", {components}, {secret}, sync objects applied",
-                target.name,
-                target.cluster.server_url(),
-                target.paths.sync_path(),
-            ));
-        }
-    }
-}
+/// One cluster, checked, with what its part of the run needs.
+pub(crate) type PlannedTarget = fluxbootstrap_plan::PlannedTarget<Connected>;
 
-impl PlannedTarget {
-    /// flux's `mustInstallManifests`: no Kustomization has applied a revision yet, so the
-    /// components are installed directly instead of left to Flux.
-    pub(crate) fn must_install(&self) -> bool {
-        self.preflight
-            .existing
-            .as_ref()
-            .and_then(|e| e.applied_revision.as_deref())
-            .is_none_or(str::is_empty)
+impl Plan<'_> {
+    /// Prints what the plan will do (`--dry-run` shows it before the diffs).
+    pub(crate) fn print(&self, printer: Printer) {
+        let (heading, lines) = self.core.describe();
+        printer.action(heading);
+        for line in lines {
+            printer.item(line);
+        }
     }
 }
 
@@ -218,12 +150,17 @@ pub(crate) async fn build<'a>(
             Ok((cluster, preflight)) => ready.push(PlannedTarget {
                 index,
                 name: cluster.context().to_owned(),
+                server_url: cluster.server_url().to_owned(),
                 paths: target.paths.clone(),
                 sync_yaml,
-                cluster,
-                preflight,
+                // flux's `mustInstallManifests`: no Kustomization has applied a revision yet.
+                must_install: preflight
+                    .existing
+                    .as_ref()
+                    .and_then(|e| e.applied_revision.as_deref())
+                    .is_none_or(str::is_empty),
                 secret: None,
-                spent,
+                handle: Connected { cluster, spent },
             }),
             Err(err) => {
                 if fleet {
@@ -249,12 +186,12 @@ pub(crate) async fn build<'a>(
             private_key: private_key.as_ref(),
             ca_pem: ca_pem.as_ref(),
             repo: &repo,
-            cluster: &target.cluster,
+            cluster: &target.handle.cluster,
             namespace,
             printer,
         })
         .await;
-        target.spent += step.elapsed();
+        target.handle.spent += step.elapsed();
         match secret {
             Ok(secret) => {
                 target.secret = secret;
@@ -270,7 +207,7 @@ pub(crate) async fn build<'a>(
                     target.index,
                     target.name,
                     target.paths.sync_path(),
-                    target.spent,
+                    target.handle.spent,
                     err,
                 );
                 report.rows.push(row);
@@ -311,18 +248,24 @@ pub(crate) async fn build<'a>(
     let plan = Plan {
         args,
         global,
-        repo,
-        mode,
         push,
         ca_pem,
         install,
-        patches,
-        flux_version,
-        components_yaml,
-        commits,
         pull_secret,
         fleet,
-        targets,
+        core: fluxbootstrap_plan::Plan {
+            repository: repo.https_url(),
+            mode,
+            branch: args.render.branch.clone(),
+            namespace: namespace.to_owned(),
+            secret_name: args.render.secret_name.clone(),
+            flux_version,
+            components_yaml,
+            patches,
+            commits,
+            targets,
+        },
+        repo,
     };
     Ok((plan, report))
 }
@@ -339,18 +282,13 @@ fn is_abort(err: &anyhow::Error) -> bool {
 fn refuse_shared_servers(ready: &[PlannedTarget], namespace: &str) -> Result<(), Hinted> {
     let mut seen: Vec<(String, &str)> = Vec::new();
     for item in ready {
-        let server = item
-            .cluster
-            .server_url()
-            .trim_end_matches('/')
-            .to_ascii_lowercase();
+        let server = item.server_url.trim_end_matches('/').to_ascii_lowercase();
         if let Some((_, first)) = seen.iter().find(|(known, _)| *known == server) {
             return Err(Hinted::new(
                 format!(
                     "contexts `{first}` and `{}` both reach the API server {} (namespace `{namespace}`): \
                      bootstrapping both would write one cluster twice, with different paths",
-                    item.name,
-                    item.cluster.server_url()
+                    item.name, item.server_url
                 ),
                 "select each cluster once: drop one of the two `--context` flags, or narrow \
                  `--context-selector` (with `--all-contexts`, use `--context-selector` instead)",
