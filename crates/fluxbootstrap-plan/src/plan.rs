@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use fluxbootstrap_auth::SecretBytes;
 use fluxbootstrap_manifests::KustomizationPatches;
 
-use crate::{GitMode, PlannedCommit, RepoPaths, WriteRule};
+use crate::{Folder, GitMode, PlannedCommit, RepoPaths, WriteRule};
 
 /// The annotation on the source Secret that holds a minted cluster PAT's authorization id
 /// (what revokes it; never the token).
@@ -74,6 +74,17 @@ pub struct PlannedTarget<C> {
     pub handle: C,
 }
 
+impl<C> PlannedTarget<C> {
+    /// The folder this target's files go to, for [`crate::repository_change`].
+    #[must_use]
+    pub fn folder(&self) -> Folder<'_> {
+        Folder {
+            paths: &self.paths,
+            sync_yaml: &self.sync_yaml,
+        }
+    }
+}
+
 impl<C> Plan<C> {
     /// What the plan will do, as a heading and its indented lines: the commits with their
     /// files, then each cluster with what it gets.
@@ -132,7 +143,7 @@ impl<C> Plan<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ChangeInputs, Folder, ModeFlags, repository_change};
+    use crate::{ChangeInputs, ModeFlags, repository_change};
 
     fn target(index: usize, path: &str, must_install: bool, secret: bool) -> PlannedTarget<()> {
         PlannedTarget {
@@ -156,13 +167,7 @@ mod tests {
             target(0, "clusters/a", true, true),
             target(1, "clusters/b", false, false),
         ];
-        let folders: Vec<Folder<'_>> = targets
-            .iter()
-            .map(|t| Folder {
-                paths: &t.paths,
-                sync_yaml: &t.sync_yaml,
-            })
-            .collect();
+        let folders: Vec<Folder<'_>> = targets.iter().map(PlannedTarget::folder).collect();
         let commits = repository_change(&ChangeInputs {
             flux_version: "v2.9.4",
             components_yaml: "c",

@@ -226,13 +226,7 @@ pub(crate) async fn build<'a>(
         let components_yaml = bundle.render(&install)?;
         let kustomization_yaml =
             fluxbootstrap_manifests::render_kustomization(&patches.clone().unwrap_or_default());
-        let folders: Vec<Folder<'_>> = targets
-            .iter()
-            .map(|t| Folder {
-                paths: &t.paths,
-                sync_yaml: &t.sync_yaml,
-            })
-            .collect();
+        let folders: Vec<Folder<'_>> = targets.iter().map(PlannedTarget::folder).collect();
         let commits = fluxbootstrap_plan::repository_change(&ChangeInputs {
             flux_version: &bundle.version,
             components_yaml: &components_yaml,
