@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
 use fluxbootstrap_auth::{SecretBytes, SecretString};
-use fluxbootstrap_azdo::RepoUrl;
+use fluxbootstrap_azdo::{RepoUrl, RestClient};
 use fluxbootstrap_cluster::{Change, Cluster};
 use fluxbootstrap_plan::GitMode;
 
@@ -88,14 +88,17 @@ pub(crate) async fn write_source_secret(
 /// `--cluster-pat mint`: a read-only PAT (scope Code (Read)) minted for this cluster with the
 /// user's Entra ID token from the Azure CLI, or `None` when the Secret already holds one
 /// minted before (kept, like an SSH key: a rerun must not mint a PAT each time).
-async fn minted_cluster_secret(
-    args: &AzdoArgs,
-    repo: &RepoUrl,
-    cluster: &Cluster,
-    namespace: &str,
-    ca_pem: Option<&Vec<u8>>,
-    printer: Printer,
-) -> Result<Option<SourceSecret>> {
+async fn minted_cluster_secret(inputs: &SecretInputs<'_>) -> Result<Option<SourceSecret>> {
+    let &SecretInputs {
+        args,
+        repo,
+        cluster,
+        namespace,
+        ca_pem,
+        printer,
+        pat_client: client,
+        ..
+    } = inputs;
     let name = &args.render.secret_name;
     if let Some(id) = cluster
         .secret_annotation(namespace, name, MINTED_PAT_ANNOTATION)
@@ -113,8 +116,11 @@ async fn minted_cluster_secret(
         ));
         return Ok(None);
     }
-    let client = pat_client(repo, ca_pem, printer).await?;
-    let minted = mint_cluster_pat(&client, &display_name, args.cluster_pat_days, printer).await?;
+    // One Entra token (one `az` call) for the whole fleet.
+    let client = client
+        .get_or_try_init(|| pat_client(repo, ca_pem, printer))
+        .await?;
+    let minted = mint_cluster_pat(client, &display_name, args.cluster_pat_days, printer).await?;
     Ok(Some(SourceSecret {
         data: fluxbootstrap_plan::token_secret(
             &args.repo.username,
@@ -139,6 +145,9 @@ pub(crate) struct SecretInputs<'a> {
     pub(crate) cluster: &'a Cluster,
     pub(crate) namespace: &'a str,
     pub(crate) printer: Printer,
+    /// The PAT lifecycle client of `--cluster-pat mint`, made on first use and shared by every
+    /// target of the plan.
+    pub(crate) pat_client: &'a tokio::sync::OnceCell<RestClient>,
 }
 
 /// The Secret for the mode, or `None` when it is to be kept as it is (or there is none).
@@ -154,13 +163,14 @@ pub(crate) async fn secret_for_mode(inputs: &SecretInputs<'_>) -> Result<Option<
         cluster,
         namespace,
         printer,
+        ..
     } = inputs;
     let repo_args = &args.repo;
     let secret_name = &args.render.secret_name;
     match mode {
         GitMode::AzureProvider { .. } => Ok(None),
         GitMode::Token { .. } if args.cluster_pat == crate::cli::ClusterPat::Mint => {
-            minted_cluster_secret(args, repo, cluster, namespace, ca_pem, printer).await
+            minted_cluster_secret(inputs).await
         }
         GitMode::Token { bearer } => {
             let token = push.token().context("token auth without a token")?;

@@ -177,6 +177,7 @@ pub(crate) async fn build<'a>(
     // Secrets one cluster at a time: a generated key asks the user to register it.
     let step = Instant::now();
     let mut targets = Vec::with_capacity(ready.len());
+    let pat_client = tokio::sync::OnceCell::new();
     for mut target in ready {
         let step = Instant::now();
         let secret = source_secret::secret_for_mode(&source_secret::SecretInputs {
@@ -189,6 +190,7 @@ pub(crate) async fn build<'a>(
             cluster: &target.handle.cluster,
             namespace,
             printer,
+            pat_client: &pat_client,
         })
         .await;
         target.handle.spent += step.elapsed();

@@ -4,8 +4,8 @@
 use base64::Engine as _;
 
 use crate::context::{
-    assert_flux_synced, commit_subjects, env, path_with_stand_in_az, real_flux_cluster, run,
-    temp_dir,
+    AZ_CALLS, assert_flux_synced, commit_subjects, env, path_with_stand_in_az, real_flux_cluster,
+    run, temp_dir,
 };
 
 /// A minted PAT is all the cluster holds: scope Code (Read), named after the cluster and
@@ -368,6 +368,9 @@ fn a_fleet_mints_one_pat_per_cluster() {
     );
     let pats = env.git.minted_pats(&org);
     assert_eq!(pats.len(), 2, "{pats:#?}");
+    // One Entra token serves the whole fleet: `az` runs once, not once per cluster.
+    let calls = std::fs::read_to_string(bin.join(AZ_CALLS)).expect("az was called");
+    assert_eq!(calls.lines().count(), 1, "az calls:\n{calls}");
     assert_eq!(
         stderr.matches("maximum PAT lifetime shortened").count(),
         2,

@@ -327,15 +327,21 @@ pub(crate) fn run_watching(
     (status, stdout, transcript)
 }
 
+/// The file in the stand-in `az`'s directory where it records each call's arguments, a line
+/// per call.
+pub(crate) const AZ_CALLS: &str = "az.calls";
+
 /// A `PATH` whose `az` is a stand-in in `bin` answering like `az account get-access-token`
-/// with the harness's Entra token, followed by kubectl's directory and the inherited `PATH`.
+/// with the harness's Entra token (and recording the call in [`AZ_CALLS`]), followed by
+/// kubectl's directory and the inherited `PATH`.
 pub(crate) fn path_with_stand_in_az(env: &Env, bin: &Path) -> std::ffi::OsString {
     use std::os::unix::fs::PermissionsExt as _;
     let az = bin.join("az");
     std::fs::write(
         &az,
         format!(
-            "#!/bin/sh\ncat <<'JSON'\n{{\"accessToken\": \"{}\", \"expiresOn\": \"2099-01-01 00:00:00.000000\", \"expires_on\": 4070908800, \"tenant\": \"{}\", \"tokenType\": \"Bearer\"}}\nJSON\n",
+            "#!/bin/sh\necho \"$*\" >> '{}'\ncat <<'JSON'\n{{\"accessToken\": \"{}\", \"expiresOn\": \"2099-01-01 00:00:00.000000\", \"expires_on\": 4070908800, \"tenant\": \"{}\", \"tokenType\": \"Bearer\"}}\nJSON\n",
+            bin.join(AZ_CALLS).display(),
             env.git.bearer_token(),
             env.git.tenant_id()
         ),
