@@ -6,7 +6,8 @@
 //!
 //! `--mint` makes the new PAT itself (read-only, through the PAT lifecycle API) and, once
 //! Flux is Ready with it, revokes the one minted before. If Flux does not accept the new
-//! PAT, the old Secret is put back and the new PAT revoked: the old one keeps working.
+//! PAT, the old Secret is put back, Flux asked to reconcile with it, and the new PAT revoked:
+//! the old one keeps working. A plain rotation away from a minted PAT revokes that PAT too.
 
 use fluxbootstrap_auth::ExposeSecret as _;
 use std::time::Duration;
@@ -95,7 +96,13 @@ pub(crate) async fn run(args: &RotateArgs, global: &GlobalArgs, printer: Printer
     )
     .await;
     let Some((client, new_id)) = pats else {
-        return result;
+        result?;
+        // The Secret no longer holds the PAT minted for it: revoke that one too, so no unused
+        // credential to the repository stays valid.
+        if let Some(old) = previous_pat {
+            revoke_unused_minted_pat(&repo, ca_pem.as_ref(), &old, printer).await;
+        }
+        return Ok(());
     };
     match result {
         Ok(()) => {
@@ -130,11 +137,49 @@ pub(crate) async fn run(args: &RotateArgs, global: &GlobalArgs, printer: Printer
                     "put the previous credential back into \"{namespace}/{}\"",
                     args.secret_name
                 ));
+                // Flux last tried the refused PAT; have it fetch with the old one now rather
+                // than at its next interval.
+                match cluster
+                    .request_reconcile(namespace, "GitRepository", namespace)
+                    .await
+                {
+                    Ok(_) => {
+                        printer.success("asked Flux to reconcile with the previous credential");
+                    }
+                    Err(err) => printer.warning(format_args!(
+                        "could not ask Flux to reconcile ({err}); it retries at its interval"
+                    )),
+                }
             }
             client.revoke_pat(&new_id).await?;
             printer.warning(format_args!("revoked the new PAT ({new_id})"));
             Err(err)
         }
+    }
+}
+
+/// Revokes the minted PAT `authorization_id` a plain rotation replaced. Failing (no `az`, no
+/// Entra sign-in) is not failing the rotation, which is done: the warning says what is left.
+async fn revoke_unused_minted_pat(
+    repo: &fluxbootstrap_azdo::RepoUrl,
+    ca_pem: Option<&Vec<u8>>,
+    authorization_id: &str,
+    printer: Printer,
+) {
+    let revoked = async {
+        let client = crate::credentials::pat_client(repo, ca_pem, printer).await?;
+        client.revoke_pat(authorization_id).await?;
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    match revoked {
+        Ok(()) => printer.success(format_args!(
+            "revoked the PAT minted before ({authorization_id}), which the Secret no longer holds"
+        )),
+        Err(err) => printer.warning(format_args!(
+            "the PAT minted before ({authorization_id}) is no longer used but could not be \
+             revoked ({err:#}); revoke it in Azure DevOps under User settings > Personal access tokens"
+        )),
     }
 }
 

@@ -241,11 +241,47 @@ fn a_minted_read_only_pat_is_all_the_cluster_holds() {
         stderr.contains("put the previous credential back"),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("asked Flux to reconcile with the previous credential"),
+        "{stderr}"
+    );
     let pats = env.git.minted_pats(&repo.org);
     assert_eq!(pats.len(), 3, "{pats:#?}");
     assert!(!pats[1].revoked, "the PAT in use was revoked");
     assert!(pats[2].revoked, "the refused PAT was not revoked");
     assert_eq!(secret_password(), pats[1].token.as_bytes());
+    // Flux fetches with the credential put back.
+    kubectl(&[
+        "-n",
+        &ns,
+        "wait",
+        "gitrepository",
+        &ns,
+        "--for=condition=Ready",
+        "--timeout=90s",
+    ]);
+
+    // A plain rotation to a PAT the user gives: the minted PAT the Secret held is revoked,
+    // so no unused credential to the repository stays valid.
+    let (code, _, stderr) = run(env
+        .plugin_on(&cluster)
+        .args([
+            "rotate",
+            "--url",
+            &repo.https_url,
+            "--ca-file",
+            &ca,
+            "-n",
+            &ns,
+        ])
+        .env("PATH", &path)
+        .env("GIT_PASSWORD", env.git.pat()));
+    assert_eq!(code, 0, "plain rotate failed:\n{stderr}");
+    assert!(stderr.contains("revoked the PAT minted before"), "{stderr}");
+    let pats = env.git.minted_pats(&repo.org);
+    assert_eq!(pats.len(), 3, "a plain rotation minted a PAT: {pats:#?}");
+    assert!(pats[1].revoked, "the replaced minted PAT is still valid");
+    assert_eq!(secret_password(), env.git.pat().as_bytes());
 }
 
 /// Minting that cannot work fails with the cause and a hint: `--cluster-pat mint` outside
