@@ -44,7 +44,10 @@ pub use preflight::{
 };
 pub use secret::DOCKER_CONFIG_JSON;
 pub use uninstall::{UninstallOptions, UninstallReport, UninstallReporter};
-pub use wait::{KustomizationInfo, RECONCILE_ANNOTATION, WaitReporter, WaitSpec, WaitTarget};
+pub use wait::{
+    GitRepositorySource, KustomizationInfo, RECONCILE_ANNOTATION, WaitReporter, WaitSpec,
+    WaitTarget,
+};
 
 /// The advice for `err` when it is one of this crate's errors, else `None`. The binary's error
 /// report asks each crate through this one function, so a new error type here is listed here

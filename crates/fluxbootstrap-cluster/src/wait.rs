@@ -320,12 +320,14 @@ impl Cluster {
         }))
     }
 
-    /// `spec.url` of `GitRepository` `ns/name`, or `None` when there is none.
-    pub async fn git_repository_url(
+    /// The URL a `GitRepository` clones and the Secret it authenticates with
+    /// (`spec.secretRef.name`, `None` for none, as with the Azure provider); `None` when
+    /// there is no such `GitRepository`.
+    pub async fn git_repository_source(
         &self,
         ns: &str,
         name: &str,
-    ) -> Result<Option<String>, ClusterError> {
+    ) -> Result<Option<GitRepositorySource>, ClusterError> {
         let api = self.fixed_api(&GIT_REPOSITORY, Some(ns));
         let obj = match api.get(name).await {
             Ok(obj) => obj,
@@ -337,10 +339,15 @@ impl Cluster {
             }
         };
         let obj = serde_json::to_value(obj).unwrap_or_default();
-        Ok(obj
-            .pointer("/spec/url")
-            .and_then(Value::as_str)
-            .map(str::to_owned))
+        let text = |pointer: &str| {
+            obj.pointer(pointer)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        Ok(Some(GitRepositorySource {
+            url: text("/spec/url").unwrap_or_default(),
+            secret_name: text("/spec/secretRef/name"),
+        }))
     }
 
     /// Sets `reconcile.fluxcd.io/requestedAt` on a Flux object (kind like `GitRepository`)
@@ -365,4 +372,13 @@ impl Cluster {
             .map_err(self.api_err(format!("annotate {}/{ns}/{name}", fixed.kind)))?;
         Ok(token)
     }
+}
+
+/// Where a `GitRepository` clones from, and with which Secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitRepositorySource {
+    /// `spec.url`.
+    pub url: String,
+    /// `spec.secretRef.name`.
+    pub secret_name: Option<String>,
 }

@@ -111,21 +111,24 @@ pub(crate) async fn run(args: &CheckArgs, global: &GlobalArgs, printer: Printer)
     Ok(())
 }
 
-/// The source Secret bootstrap writes by default (`--secret-name`), as flux names it.
-const SOURCE_SECRET: &str = "flux-system";
-
 /// Warn when a minted cluster PAT has fewer days left than this.
 const EXPIRY_WARNING_DAYS: i64 = 14;
 
 /// The expiry of the cluster PAT minted for the source Secret (`--cluster-pat mint`), read
 /// from the PAT lifecycle API with the user's Entra ID token: `null` in JSON when there is
 /// no minted PAT, or when no token or answer is to be had (said on stderr, never fatal).
+/// The source Secret is the one the `GitRepository` names, whatever `--secret-name` was.
 async fn cluster_pat_expiry(
     cluster: &Cluster,
     namespace: &str,
     printer: Printer,
 ) -> serde_json::Value {
-    let secret = SOURCE_SECRET;
+    let Ok(Some(source)) = cluster.git_repository_source(namespace, namespace).await else {
+        return serde_json::Value::Null;
+    };
+    let Some(secret) = source.secret_name.as_deref() else {
+        return serde_json::Value::Null;
+    };
     let Ok(Some(id)) = cluster
         .secret_annotation(
             namespace,
@@ -137,7 +140,7 @@ async fn cluster_pat_expiry(
         return serde_json::Value::Null;
     };
     printer.action("checking the cluster PAT");
-    match read_expiry(cluster, namespace, secret, &id, printer).await {
+    match read_expiry(cluster, namespace, &source.url, secret, &id, printer).await {
         Ok((valid_to, days)) => {
             if days < EXPIRY_WARNING_DAYS {
                 printer.warning(format_args!(
@@ -162,15 +165,12 @@ async fn cluster_pat_expiry(
 async fn read_expiry(
     cluster: &Cluster,
     namespace: &str,
+    url: &str,
     secret: &str,
     id: &str,
     printer: Printer,
 ) -> Result<(String, i64)> {
-    let url = cluster
-        .git_repository_url(namespace, namespace)
-        .await?
-        .context("no GitRepository names the repository")?;
-    let repo = fluxbootstrap_azdo::RepoUrl::parse(&url)?;
+    let repo = fluxbootstrap_azdo::RepoUrl::parse(url)?;
     let ca = cluster
         .get_secret(namespace, secret)
         .await?

@@ -373,7 +373,8 @@ fn minting_refusals_fail_clearly() {
 }
 
 /// A fleet of two clusters mints one PAT per cluster, each named after its cluster, so one
-/// cluster can be revoked alone; both sync with their own. Asked for a year, longer than the
+/// cluster can be revoked alone; both sync with their own, in the `--secret-name` Secret,
+/// where `check` finds it. Asked for a year, longer than the
 /// organization allows (180 days), the PATs come back shortened, and the plugin says so.
 #[test]
 fn a_fleet_mints_one_pat_per_cluster() {
@@ -393,7 +394,7 @@ fn a_fleet_mints_one_pat_per_cluster() {
         .args(["--path", "clusters/{context}", "-n", &ns])
         .args(["--context", admin, "--context", second])
         .args(["--cluster-pat", "mint", "--cluster-pat-days", "365"])
-        .args(["--timeout", "3m"])
+        .args(["--secret-name", "fleet-pat", "--timeout", "3m"])
         .env("PATH", path_with_stand_in_az(env, &bin))
         .env("GIT_PASSWORD", env.git.pat()));
     assert_eq!(
@@ -430,7 +431,7 @@ fn a_fleet_mints_one_pat_per_cluster() {
                 &ns,
                 "get",
                 "secret",
-                "flux-system",
+                "fleet-pat",
             ])
             .arg("-o=jsonpath={.data.password}")
             .output()
@@ -444,5 +445,17 @@ fn a_fleet_mints_one_pat_per_cluster() {
             "{context} holds its own PAT"
         );
         assert_flux_synced(&cluster, context, &ns, &repo, "main");
+        // `check` finds the minted PAT in the Secret the GitRepository names.
+        let (code, stdout, stderr) = run(env
+            .plugin_on(&cluster)
+            .args(["check", "-n", &ns, "--context", context, "-o", "json"])
+            .env("PATH", path_with_stand_in_az(env, &bin)));
+        assert_eq!(code, 0, "{stderr}");
+        let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+        assert_eq!(
+            report["clusterPat"]["authorizationId"],
+            pat.authorization_id.as_str(),
+            "{report:#}"
+        );
     }
 }
