@@ -23,7 +23,7 @@ pub use change::{ChangeInputs, Folder, PlannedCommit, PlannedFile, WriteRule, re
 pub use error::PlanError;
 pub use mode::{GitMode, ModeFlags};
 pub use paths::RepoPaths;
-pub use plan::{MINTED_PAT_ANNOTATION, Plan, PlannedTarget, SourceSecret};
+pub use plan::{MINTED_PAT_ANNOTATION, Plan, PlannedTarget, SourceSecret, Step};
 pub use secret::{docker_config_json, ssh_secret, token_secret};
 pub use sync::{SyncSettings, go_duration, kustomization_patches, sync_manifests, sync_url};
 

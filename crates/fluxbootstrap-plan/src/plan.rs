@@ -48,8 +48,34 @@ pub struct Plan<C> {
     pub patches: Option<KustomizationPatches>,
     /// The repository change: flux's commits with every target's files.
     pub commits: Vec<PlannedCommit>,
+    /// `--dry-run`: every step compares instead of writing, and nothing is waited for.
+    pub dry_run: bool,
+    /// The `--registry-creds` image pull Secret, as (name, data).
+    pub image_pull_secret: Option<(String, BTreeMap<String, SecretBytes>)>,
     /// One target per cluster that passed preflight.
     pub targets: Vec<PlannedTarget<C>>,
+}
+
+/// One step of a target's part of the run, in flux's write order ([`Plan::steps`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Apply the components directly: Flux is not syncing the cluster yet.
+    InstallComponents,
+    /// Write the `--registry-creds` image pull Secret.
+    ImagePullSecret,
+    /// Write the source Secret.
+    SourceSecret,
+    /// Keep the source Secret the cluster has (a generated key already registered, a minted
+    /// PAT already stored).
+    KeepSourceSecret,
+    /// Apply the sync objects; with the components too when they were not just installed
+    /// (Flux owns them, or a dry run installed nothing and compares them).
+    ApplySync {
+        /// Whether the components are applied (compared) together with the sync objects.
+        with_components: bool,
+    },
+    /// Wait for the controllers and for Flux to apply the pushed revision.
+    WaitReady,
 }
 
 /// One cluster, checked, with what its part of the run needs.
@@ -86,6 +112,34 @@ impl<C> PlannedTarget<C> {
 }
 
 impl<C> Plan<C> {
+    /// What `target` goes through, in order: the components (installed directly when Flux
+    /// is not syncing the cluster yet), the pull and source Secrets, the sync objects, and
+    /// the wait (not in a dry run).
+    #[must_use]
+    pub fn steps(&self, target: &PlannedTarget<C>) -> Vec<Step> {
+        let mut steps = Vec::new();
+        if target.must_install {
+            steps.push(Step::InstallComponents);
+        }
+        if self.image_pull_secret.is_some() {
+            steps.push(Step::ImagePullSecret);
+        }
+        if target.secret.is_some() {
+            steps.push(Step::SourceSecret);
+        } else if !matches!(self.mode, GitMode::AzureProvider { .. }) {
+            steps.push(Step::KeepSourceSecret);
+        }
+        // Components just installed are as wanted; re-diffing them would only cost the API
+        // server time that the other clusters of a fleet share.
+        steps.push(Step::ApplySync {
+            with_components: !target.must_install || self.dry_run,
+        });
+        if !self.dry_run {
+            steps.push(Step::WaitReady);
+        }
+        steps
+    }
+
     /// What the plan will do, as a heading and its indented lines: the commits with their
     /// files, then each cluster with what it gets.
     #[must_use]
@@ -114,26 +168,36 @@ impl<C> Plan<C> {
             }
         }
         for target in &self.targets {
-            let components = if target.must_install {
-                "components installed directly"
-            } else {
-                "components left to Flux"
-            };
-            let secret = if target.secret.is_some() {
-                format!(
-                    "source secret \"{}/{}\" written",
-                    self.namespace, self.secret_name
-                )
-            } else if matches!(self.mode, GitMode::AzureProvider { .. }) {
-                "no source secret (workload identity)".to_owned()
-            } else {
-                "source secret kept".to_owned()
-            };
+            let steps: Vec<String> = self
+                .steps(target)
+                .into_iter()
+                .map(|step| match step {
+                    Step::InstallComponents => "install the components".to_owned(),
+                    Step::ImagePullSecret => format!(
+                        "image pull secret \"{}\"",
+                        self.image_pull_secret
+                            .as_ref()
+                            .map_or("", |(name, _)| name.as_str())
+                    ),
+                    Step::SourceSecret => {
+                        format!("source secret \"{}/{}\"", self.namespace, self.secret_name)
+                    }
+                    Step::KeepSourceSecret => "keep the source secret".to_owned(),
+                    Step::ApplySync {
+                        with_components: true,
+                    } => "components and sync objects".to_owned(),
+                    Step::ApplySync {
+                        with_components: false,
+                    } => "sync objects".to_owned(),
+                    Step::WaitReady => "wait for Flux".to_owned(),
+                })
+                .collect();
             lines.push(format!(
-                "cluster \"{}\" ({}): path \"{}\", {components}, {secret}, then the sync objects",
+                "cluster \"{}\" ({}), path \"{}\": {}",
                 target.name,
                 target.server_url,
                 target.paths.sync_path(),
+                steps.join(", "),
             ));
         }
         (heading, lines)
@@ -195,6 +259,8 @@ mod tests {
             components_yaml: "c".to_owned(),
             patches: None,
             commits,
+            dry_run: false,
+            image_pull_secret: None,
             targets,
         };
         let (heading, lines) = plan.describe();
@@ -212,8 +278,50 @@ mod tests {
                 "  clusters/a/flux-system/kustomization.yaml (unless the branch has one)",
                 "  clusters/b/flux-system/gotk-sync.yaml",
                 "  clusters/b/flux-system/kustomization.yaml (unless the branch has one)",
-                "cluster \"ctx-0\" (https://10.0.0.0:6443): path \"./clusters/a\", components installed directly, source secret \"flux-system/flux-system\" written, then the sync objects",
-                "cluster \"ctx-1\" (https://10.0.0.1:6443): path \"./clusters/b\", components left to Flux, source secret kept, then the sync objects",
+                "cluster \"ctx-0\" (https://10.0.0.0:6443), path \"./clusters/a\": install the components, source secret \"flux-system/flux-system\", sync objects, wait for Flux",
+                "cluster \"ctx-1\" (https://10.0.0.1:6443), path \"./clusters/b\": keep the source secret, components and sync objects, wait for Flux",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_dry_run_compares_the_components_with_the_sync_objects_and_waits_for_nothing() {
+        let mut plan = Plan {
+            repository: String::new(),
+            mode: GitMode::Ssh,
+            branch: "main".to_owned(),
+            namespace: "flux-system".to_owned(),
+            secret_name: "flux-system".to_owned(),
+            flux_version: "v2.9.4".to_owned(),
+            components_yaml: String::new(),
+            patches: None,
+            commits: Vec::new(),
+            dry_run: true,
+            image_pull_secret: Some(("regcred".to_owned(), BTreeMap::new())),
+            targets: vec![target(0, "clusters/a", true, true)],
+        };
+        assert_eq!(
+            plan.steps(&plan.targets[0]),
+            [
+                Step::InstallComponents,
+                Step::ImagePullSecret,
+                Step::SourceSecret,
+                Step::ApplySync {
+                    with_components: true
+                },
+            ]
+        );
+        plan.dry_run = false;
+        assert_eq!(
+            plan.steps(&plan.targets[0]),
+            [
+                Step::InstallComponents,
+                Step::ImagePullSecret,
+                Step::SourceSecret,
+                Step::ApplySync {
+                    with_components: false
+                },
+                Step::WaitReady,
             ]
         );
     }

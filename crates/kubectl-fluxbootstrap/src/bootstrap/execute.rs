@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use fluxbootstrap_auth::SecretBytes;
 use fluxbootstrap_cluster::{ApplyOptions, Change, WaitSpec};
 use fluxbootstrap_git::FileWrite;
-use fluxbootstrap_plan::{GitMode, WriteRule};
+use fluxbootstrap_plan::{Step, WriteRule};
 use serde_json::Value;
 
 use super::plan::{Plan, PlannedTarget};
@@ -58,10 +58,9 @@ pub(crate) async fn run(plan: Plan<'_>, mut report: Report, printer: Printer) ->
     // Each cluster's components, Secrets, sync objects and waits, at most `--parallel` at a time.
     let step = Instant::now();
     let job = Arc::new(ClusterJob {
-        pull_secret: plan.pull_secret,
+        pull_secret: plan.core.image_pull_secret.clone(),
         namespace: global.namespace.clone(),
         secret_name: args.render.secret_name.clone(),
-        azure_provider: matches!(plan.core.mode, GitMode::AzureProvider { .. }),
         dry_run: args.dry_run,
         timeout: global.timeout,
         revision: head.map(|h| format!("{}@sha1:{h}", args.render.branch)),
@@ -71,7 +70,13 @@ pub(crate) async fn run(plan: Plan<'_>, mut report: Report, printer: Printer) ->
     });
     let permits = Arc::new(tokio::sync::Semaphore::new(usize::from(args.parallel)));
     let mut tasks = tokio::task::JoinSet::new();
-    for target in plan.core.targets {
+    let steps: Vec<Vec<Step>> = plan
+        .core
+        .targets
+        .iter()
+        .map(|t| plan.core.steps(t))
+        .collect();
+    for (target, steps) in plan.core.targets.into_iter().zip(steps) {
         let job = Arc::clone(&job);
         let permits = Arc::clone(&permits);
         let objects = objects.remove(&target.index).unwrap_or_default();
@@ -80,7 +85,7 @@ pub(crate) async fn run(plan: Plan<'_>, mut report: Report, printer: Printer) ->
             let step = Instant::now();
             let mut counts = Counts::default();
             let mut timings = Vec::new();
-            let result = converge(&target, objects, &job, &mut counts, &mut timings).await;
+            let result = converge(&target, &steps, objects, &job, &mut counts, &mut timings).await;
             let (outcome, error) = match result {
                 Ok(()) if counts.changed() == 0 => (Outcome::UpToDate, None),
                 Ok(()) => (Outcome::Bootstrapped, None),
@@ -222,7 +227,6 @@ struct ClusterJob {
     pull_secret: Option<(String, BTreeMap<String, SecretBytes>)>,
     namespace: String,
     secret_name: String,
-    azure_provider: bool,
     dry_run: bool,
     timeout: Duration,
     revision: Option<String>,
@@ -231,10 +235,12 @@ struct ClusterJob {
     printer: Printer,
 }
 
-/// One cluster's part, in flux's write order: the components (installed directly when Flux is
-/// not yet syncing the cluster), the pull and source Secrets, the sync objects, the waits.
+/// One cluster's part: the plan's steps for it ([`fluxbootstrap_plan::Plan::steps`]), in
+/// flux's write order: the components (installed directly when Flux is not yet syncing the
+/// cluster), the pull and source Secrets, the sync objects, the waits.
 async fn converge(
     target: &PlannedTarget,
+    steps: &[Step],
     (components, sync): (Vec<Value>, Vec<Value>),
     job: &ClusterJob,
     counts: &mut Counts,
@@ -253,110 +259,138 @@ async fn converge(
         concurrency: 16,
         timeout: job.timeout,
     };
-    let must_install = target.must_install;
-    if must_install {
-        let step = Instant::now();
-        printer.action(format_args!(
-            "{p}installing components in \"{namespace}\" namespace"
-        ));
-        let report = cluster
-            .apply(components.clone(), &apply_options, &reporter)
-            .await?;
-        counts.add(&report);
-        printer.success(format_args!("{p}installed components"));
-        timings.push(("install", step.elapsed()));
-    }
-
-    // The image pull Secret of `--registry-creds`, as flux creates it after the install.
-    if let Some(pull_secret) = &job.pull_secret {
-        let change = source_secret::reconcile_image_pull_secret(
-            cluster,
-            namespace,
-            pull_secret,
-            job.dry_run,
-        )
-        .await?;
-        if change != Change::Unchanged && !job.dry_run {
-            counts.writes += 1;
-            counts.secret_changed = true;
+    let mut components = Some(components);
+    let mut sync = Some(sync);
+    let mut components_done = false;
+    for &step in steps {
+        if !components_done && !matches!(step, Step::InstallComponents | Step::ImagePullSecret) {
+            printer.success(format_args!("{p}reconciled components"));
+            components_done = true;
         }
-        printer.success(format_args!(
-            "{p}reconciled image pull secret {} ({})",
-            pull_secret.0,
-            change_word(change)
-        ));
-    }
-    printer.success(format_args!("{p}reconciled components"));
-
-    if let Some(secret) = &target.secret {
-        let name = &job.secret_name;
-        if !job.dry_run {
-            printer.action(format_args!(
-                "{p}applying source secret \"{namespace}/{name}\""
-            ));
-        }
-        match source_secret::write_source_secret(cluster, namespace, name, secret, job.dry_run)
-            .await?
-        {
-            source_secret::SecretWrite::WouldBe(verb) => printer.success(format_args!(
-                "{p}source secret \"{namespace}/{name}\" would be {verb}"
-            )),
-            source_secret::SecretWrite::Done(change) => {
-                if change != Change::Unchanged {
+        match step {
+            Step::InstallComponents => {
+                let started = Instant::now();
+                printer.action(format_args!(
+                    "{p}installing components in \"{namespace}\" namespace"
+                ));
+                let objects = components.clone().unwrap_or_default();
+                let report = cluster.apply(objects, &apply_options, &reporter).await?;
+                counts.add(&report);
+                printer.success(format_args!("{p}installed components"));
+                timings.push(("install", started.elapsed()));
+            }
+            // The image pull Secret of `--registry-creds`, as flux creates it after the install.
+            Step::ImagePullSecret => {
+                let Some(pull_secret) = &job.pull_secret else {
+                    continue;
+                };
+                let change = source_secret::reconcile_image_pull_secret(
+                    cluster,
+                    namespace,
+                    pull_secret,
+                    job.dry_run,
+                )
+                .await?;
+                if change != Change::Unchanged && !job.dry_run {
                     counts.writes += 1;
                     counts.secret_changed = true;
                 }
                 printer.success(format_args!(
-                    "{p}reconciled source secret ({})",
+                    "{p}reconciled image pull secret {} ({})",
+                    pull_secret.0,
                     change_word(change)
                 ));
             }
+            Step::SourceSecret => {
+                let Some(secret) = &target.secret else {
+                    continue;
+                };
+                write_source_secret(target, secret, job, counts, &p).await?;
+            }
+            Step::KeepSourceSecret => {
+                printer.success(format_args!("{p}source secret up to date"));
+            }
+            Step::ApplySync { with_components } => {
+                let started = Instant::now();
+                printer.action(format_args!("{p}applying sync manifests"));
+                // A dry run installed nothing, so its sync objects are checked together with
+                // the CRDs they need.
+                let mut objects = if with_components {
+                    components.take().unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
+                objects.extend(sync.take().unwrap_or_default());
+                let report = cluster.apply(objects, &apply_options, &reporter).await?;
+                counts.add(&report);
+                printer.success(format_args!("{p}reconciled sync configuration"));
+                timings.push(("apply", started.elapsed()));
+            }
+            Step::WaitReady => {
+                let Some(revision) = &job.revision else {
+                    continue;
+                };
+                let started = Instant::now();
+                let spec = WaitSpec {
+                    namespace: namespace.to_owned(),
+                    deployments: job.deployments.clone(),
+                    git_repository: Some(namespace.to_owned()),
+                    kustomization: Some(namespace.to_owned()),
+                    revision: Some(revision.clone()),
+                    reconcile_requested_at: None,
+                    // The wait gets the whole `--timeout`: time spent cloning, pushing or at
+                    // a prompt does not count against the controllers.
+                    timeout: job.timeout,
+                };
+                // One spinner at a time: a fleet's clusters wait together, their lines say
+                // enough.
+                let spinner =
+                    (!job.fleet).then(|| printer.progress("waiting for the cluster to reconcile"));
+                cluster
+                    .wait_ready(&spec, &reporter)
+                    .await
+                    .context("bootstrap failed")?;
+                drop(spinner);
+                printer.success(format_args!("{p}all components are healthy"));
+                timings.push(("wait", started.elapsed()));
+            }
         }
-    } else if !job.azure_provider {
-        printer.success(format_args!("{p}source secret up to date"));
     }
-
-    let step = Instant::now();
-    printer.action(format_args!("{p}applying sync manifests"));
-    // Components just installed are as wanted; re-diffing them would only cost the API server
-    // time that the other clusters of a fleet share. A dry run installed nothing, so its sync
-    // objects are checked together with the CRDs they need.
-    let mut objects = if must_install && !job.dry_run {
-        Vec::new()
-    } else {
-        components
-    };
-    objects.extend(sync);
-    let report = cluster.apply(objects, &apply_options, &reporter).await?;
-    counts.add(&report);
-    printer.success(format_args!("{p}reconciled sync configuration"));
-    timings.push(("apply", step.elapsed()));
-
     if job.dry_run {
         printer.success(format_args!("{p}dry run finished: nothing was written"));
-    } else if let Some(revision) = &job.revision {
-        let step = Instant::now();
-        let spec = WaitSpec {
-            namespace: namespace.to_owned(),
-            deployments: job.deployments.clone(),
-            git_repository: Some(namespace.to_owned()),
-            kustomization: Some(namespace.to_owned()),
-            revision: Some(revision.clone()),
-            reconcile_requested_at: None,
-            // The wait gets the whole `--timeout`: time spent cloning, pushing or at a
-            // prompt does not count against the controllers.
-            timeout: job.timeout,
-        };
-        // One spinner at a time: a fleet's clusters wait together, their lines say enough.
-        let spinner =
-            (!job.fleet).then(|| printer.progress("waiting for the cluster to reconcile"));
-        cluster
-            .wait_ready(&spec, &reporter)
-            .await
-            .context("bootstrap failed")?;
-        drop(spinner);
-        printer.success(format_args!("{p}all components are healthy"));
-        timings.push(("wait", step.elapsed()));
+    }
+    Ok(())
+}
+
+/// Writes (or in a dry run compares) the target's source Secret, counting a change.
+async fn write_source_secret(
+    target: &PlannedTarget,
+    secret: &fluxbootstrap_plan::SourceSecret,
+    job: &ClusterJob,
+    counts: &mut Counts,
+    p: &str,
+) -> Result<()> {
+    let (printer, namespace, name) = (job.printer, job.namespace.as_str(), &job.secret_name);
+    if !job.dry_run {
+        printer.action(format_args!(
+            "{p}applying source secret \"{namespace}/{name}\""
+        ));
+    }
+    let cluster = &target.handle.cluster;
+    match source_secret::write_source_secret(cluster, namespace, name, secret, job.dry_run).await? {
+        source_secret::SecretWrite::WouldBe(verb) => printer.success(format_args!(
+            "{p}source secret \"{namespace}/{name}\" would be {verb}"
+        )),
+        source_secret::SecretWrite::Done(change) => {
+            if change != Change::Unchanged {
+                counts.writes += 1;
+                counts.secret_changed = true;
+            }
+            printer.success(format_args!(
+                "{p}reconciled source secret ({})",
+                change_word(change)
+            ));
+        }
     }
     Ok(())
 }

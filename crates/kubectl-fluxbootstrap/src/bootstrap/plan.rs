@@ -9,11 +9,9 @@
 //! The plan ends with the Flux bundle loaded (a verified download into the user's cache, or
 //! `--manifests`) and the whole repository change rendered, which `--dry-run` prints.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use fluxbootstrap_auth::SecretBytes;
 use fluxbootstrap_azdo::RepoUrl;
 use fluxbootstrap_cluster::{Cluster, KubeOptions, PreflightReport, PreflightRequest};
 use fluxbootstrap_manifests::InstallOptions;
@@ -38,8 +36,6 @@ pub(crate) struct Plan<'a> {
     pub(crate) push: PushAuth,
     pub(crate) ca_pem: Option<Vec<u8>>,
     pub(crate) install: InstallOptions,
-    /// The `--registry-creds` pull Secret, as (name, data).
-    pub(crate) pull_secret: Option<(String, BTreeMap<String, SecretBytes>)>,
     /// Whether the clusters were selected as a fleet: lines name their cluster and the run
     /// ends with a table.
     pub(crate) fleet: bool,
@@ -247,7 +243,6 @@ pub(crate) async fn build<'a>(
         push,
         ca_pem,
         install,
-        pull_secret,
         fleet,
         core: fluxbootstrap_plan::Plan {
             repository: repo.https_url(),
@@ -259,6 +254,8 @@ pub(crate) async fn build<'a>(
             components_yaml,
             patches,
             commits,
+            dry_run: args.dry_run,
+            image_pull_secret: pull_secret,
             targets,
         },
         repo,

@@ -336,8 +336,10 @@ fn dry_run_writes_nothing() {
         format!("commit \"{SYNC}\""),
         format!("clusters/dry/{ns}/gotk-sync.yaml"),
         format!("clusters/dry/{ns}/kustomization.yaml (unless the branch has one)"),
-        "path \"./clusters/dry\", components installed directly".to_owned(),
-        format!("source secret \"{ns}/flux-system\" written"),
+        format!(
+            "path \"./clusters/dry\": install the components, source secret \"{ns}/flux-system\", \
+             components and sync objects"
+        ),
     ];
     let mut from = plan_at;
     for line in &expected {
