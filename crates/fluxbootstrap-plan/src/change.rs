@@ -2,6 +2,8 @@
 //! messages. `azdo` commits it, and `export` writes the same files to disk or stdout, so what a
 //! pull request would carry is what a bootstrap would have pushed.
 
+use fluxbootstrap_manifests::KustomizationPatches;
+
 use crate::RepoPaths;
 
 /// When a planned file is written.
@@ -51,8 +53,8 @@ pub struct ChangeInputs<'a> {
     pub flux_version: &'a str,
     /// `gotk-components.yaml`, the same in every folder.
     pub components_yaml: &'a str,
-    /// The `kustomization.yaml` this tool would generate.
-    pub kustomization_yaml: &'a str,
+    /// The patches the generated `kustomization.yaml` carries ([`crate::kustomization_patches`]).
+    pub patches: Option<&'a KustomizationPatches>,
     /// The folders, one per cluster.
     pub folders: &'a [Folder<'a>],
     /// `--single-commit`: one commit for components and sync.
@@ -71,6 +73,8 @@ pub fn repository_change(inputs: &ChangeInputs<'_>) -> Vec<PlannedCommit> {
         format!("\n\n{}", inputs.message_appendix)
     };
     let version = inputs.flux_version;
+    let kustomization_yaml =
+        fluxbootstrap_manifests::render_kustomization(&inputs.patches.cloned().unwrap_or_default());
     let file = |path: String, contents: &str, rule| PlannedFile {
         path,
         contents: contents.to_owned(),
@@ -95,7 +99,7 @@ pub fn repository_change(inputs: &ChangeInputs<'_>) -> Vec<PlannedCommit> {
                 file(f.paths.sync_file(), f.sync_yaml, WriteRule::Always),
                 file(
                     f.paths.kustomization_file(),
-                    inputs.kustomization_yaml,
+                    &kustomization_yaml,
                     WriteRule::UnlessPresent,
                 ),
             ]
@@ -146,7 +150,7 @@ mod tests {
         let commits = repository_change(&ChangeInputs {
             flux_version: "v2.9.4",
             components_yaml: "components",
-            kustomization_yaml: "kustomization",
+            patches: None,
             folders: &folders,
             single_commit: false,
             message_appendix: "",
@@ -205,7 +209,7 @@ mod tests {
         let commits = repository_change(&ChangeInputs {
             flux_version: "v2.9.4",
             components_yaml: "components",
-            kustomization_yaml: "kustomization",
+            patches: None,
             folders: &[Folder {
                 paths: &a,
                 sync_yaml: "sync",

@@ -235,7 +235,7 @@ mod tests {
         let commits = repository_change(&ChangeInputs {
             flux_version: "v2.9.4",
             components_yaml: "c",
-            kustomization_yaml: "k",
+            patches: None,
             folders: &folders,
             single_commit: true,
             message_appendix: "second line",

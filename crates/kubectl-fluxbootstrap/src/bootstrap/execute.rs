@@ -292,8 +292,7 @@ async fn converge(
                 )
                 .await?;
                 if change != Change::Unchanged && !job.dry_run {
-                    counts.writes += 1;
-                    counts.secret_changed = true;
+                    counts.add_secret_change();
                 }
                 printer.success(format_args!(
                     "{p}reconciled image pull secret {} ({})",
@@ -383,8 +382,7 @@ async fn write_source_secret(
         )),
         source_secret::SecretWrite::Done(change) => {
             if change != Change::Unchanged {
-                counts.writes += 1;
-                counts.secret_changed = true;
+                counts.add_secret_change();
             }
             printer.success(format_args!(
                 "{p}reconciled source secret ({})",

@@ -222,13 +222,11 @@ pub(crate) async fn build<'a>(
         let step = Instant::now();
         let bundle = BundleFiles::load(&args.render, global.timeout, printer).await?;
         let components_yaml = bundle.render(&install)?;
-        let kustomization_yaml =
-            fluxbootstrap_manifests::render_kustomization(&patches.clone().unwrap_or_default());
         let folders: Vec<Folder<'_>> = targets.iter().map(PlannedTarget::folder).collect();
         let commits = fluxbootstrap_plan::repository_change(&ChangeInputs {
             flux_version: &bundle.version,
             components_yaml: &components_yaml,
-            kustomization_yaml: &kustomization_yaml,
+            patches: patches.as_ref(),
             folders: &folders,
             single_commit: args.single_commit,
             message_appendix: &args.commit_message_appendix,

@@ -50,6 +50,12 @@ impl Counts {
         self.created + self.configured + usize::from(self.secret_changed)
     }
 
+    /// Counts a Secret write that changed the Secret.
+    pub(crate) fn add_secret_change(&mut self) {
+        self.writes += 1;
+        self.secret_changed = true;
+    }
+
     /// Adds what one apply did.
     pub(crate) fn add(&mut self, report: &ApplyReport) {
         self.writes += report.writes;

@@ -34,14 +34,12 @@ pub(crate) async fn run(args: &ExportArgs, global: &GlobalArgs, printer: Printer
     let patches = crate::inputs::kustomization_patches(&args.render, &mode, host_keys.as_ref());
     let components_yaml = bundle.render(&install)?;
     let sync_yaml = crate::inputs::sync_yaml(&args.render, namespace, &paths, &repo, &mode)?;
-    let kustomization_yaml =
-        fluxbootstrap_manifests::render_kustomization(&patches.unwrap_or_default());
     // The change a bootstrap of this one folder would commit; written whole, as for an empty
     // repository (a file kept when present has nothing to be kept from here).
     let commits = fluxbootstrap_plan::repository_change(&ChangeInputs {
         flux_version: &bundle.version,
         components_yaml: &components_yaml,
-        kustomization_yaml: &kustomization_yaml,
+        patches: patches.as_ref(),
         folders: &[Folder {
             paths: &paths,
             sync_yaml: &sync_yaml,
