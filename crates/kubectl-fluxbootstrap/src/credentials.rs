@@ -51,11 +51,6 @@ pub(crate) struct PushAuth {
 }
 
 impl PushAuth {
-    /// The URL to show the user (never carries credentials).
-    pub(crate) fn display_url(&self) -> &str {
-        &self.url
-    }
-
     /// Credentials for the REST API: a PAT or a token, never an SSH key's passphrase.
     pub(crate) fn rest_auth(&self) -> Option<RestAuth> {
         match &self.credential {

@@ -90,12 +90,11 @@ pub(crate) fn report(printer: Printer, err: &anyhow::Error) -> i32 {
     exit_code_of(err)
 }
 
-/// 2 when the chain holds an [`Internal`] failure, else 1.
+/// 2 when the chain holds an [`Internal`] failure (the binary's or the executor's), else 1.
 fn exit_code_of(err: &anyhow::Error) -> i32 {
-    if err
-        .chain()
-        .any(|cause| cause.downcast_ref::<Internal>().is_some())
-    {
+    if err.chain().any(|cause| {
+        cause.downcast_ref::<Internal>().is_some() || fluxbootstrap_execute::is_internal(cause)
+    }) {
         exit_code::USAGE
     } else {
         exit_code::FAILURE
@@ -129,6 +128,7 @@ const LIBRARY_HINTS: &[fn(&(dyn Error + 'static)) -> Option<String>] = &[
     fluxbootstrap_auth::hint_for,
     fluxbootstrap_azdo::hint_for,
     fluxbootstrap_cluster::hint_for,
+    fluxbootstrap_execute::hint_for,
     fluxbootstrap_git::hint_for,
     fluxbootstrap_manifests::hint_for,
     fluxbootstrap_plan::hint_for,

@@ -1,106 +1,77 @@
-//! Library progress drawn by the printer: git retries, applied objects and readiness waits,
-//! with a cluster prefix when several clusters report at once.
+//! Library progress drawn by the printer: the executor's lines, git and REST retries, applied
+//! objects and readiness waits, with a cluster prefix when several clusters report at once.
 
+use std::fmt;
 use std::time::Duration;
 
-use fluxbootstrap_cluster::{ApplyEntry, ApplyReporter, Change, WaitReporter, WaitTarget};
+use fluxbootstrap_execute::{Line, Lines, Progress, Spinner};
 
 use crate::printer::Printer;
 
-/// Reports git retries as warnings (transfer progress: nothing yet; the step lines say what
-/// is happening).
-pub(crate) struct GitPrinter(pub(crate) Printer);
-
-impl fluxbootstrap_git::Reporter for GitPrinter {
-    fn retrying(&self, error: &str, attempt: u32, of: u32, delay: Duration) {
-        retry_warning(self.0, error, attempt, of, delay);
-    }
-}
-
 /// `⚠️ <error>; retrying in 2.0s (attempt 2 of 4)`: git and REST retries read the same.
 pub(crate) fn retry_warning(printer: Printer, error: &str, attempt: u32, of: u32, delay: Duration) {
-    printer.warning(format_args!(
-        "{error}; retrying in {:.1}s (attempt {attempt} of {of})",
-        delay.as_secs_f32()
-    ));
+    printer.warning(fluxbootstrap_execute::retry_line(error, attempt, of, delay));
 }
 
-/// Draws one cluster's progress as flux-style lines. In a run over several clusters every
-/// line starts with the cluster's context (`prefix` is `"<context>: "`); with one cluster
-/// the prefix is empty and the lines read like flux's.
-#[derive(Debug, Clone)]
-pub(crate) struct ClusterPrinter {
+/// Draws library progress as flux-style lines. In a fleet every line about a cluster starts
+/// with its context (`"<context>: "`), and only the repository steps get a spinner (the
+/// clusters wait together, their lines say enough); with one cluster the lines read like
+/// flux's.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PrinterProgress {
     pub(crate) printer: Printer,
-    pub(crate) prefix: String,
+    pub(crate) fleet: bool,
 }
 
-impl ClusterPrinter {
-    /// Lines without a prefix, for commands that talk to one cluster.
-    pub(crate) fn plain(printer: Printer) -> Self {
+impl PrinterProgress {
+    /// Progress of a command that talks to one cluster.
+    pub(crate) fn single(printer: Printer) -> Self {
         Self {
             printer,
-            prefix: String::new(),
+            fleet: false,
+        }
+    }
+
+    /// The apply and wait lines of such a command.
+    pub(crate) fn lines(&self) -> Lines<'_> {
+        Lines::new(self, None)
+    }
+
+    fn prefix(self, cluster: Option<&str>) -> String {
+        match cluster {
+            Some(name) if self.fleet => format!("{name}: "),
+            _ => String::new(),
         }
     }
 }
 
-impl ApplyReporter for ClusterPrinter {
-    fn object(&self, entry: &ApplyEntry) {
-        self.printer.detail(format_args!(
-            "{}{} {}",
-            self.prefix,
-            entry.object,
-            change_word(entry.change)
-        ));
-    }
-}
-
-impl WaitReporter for ClusterPrinter {
-    fn waiting(&self, target: &WaitTarget) {
-        let prefix = &self.prefix;
-        // Bootstrap's Flux objects are named after their namespace, as flux names them.
-        match target {
-            WaitTarget::GitRepository(name) => {
-                self.printer.waiting(format_args!(
-                    "{prefix}waiting for GitRepository \"{name}/{name}\" to be reconciled"
-                ));
-            }
-            WaitTarget::Kustomization(name) => {
-                self.printer.waiting(format_args!(
-                    "{prefix}waiting for Kustomization \"{name}/{name}\" to be reconciled"
-                ));
-            }
-            WaitTarget::Deployment(_) => {}
+impl Progress for PrinterProgress {
+    fn line(&self, kind: Line, cluster: Option<&str>, text: fmt::Arguments<'_>) {
+        let line = format_args!("{}{text}", self.prefix(cluster));
+        match kind {
+            Line::Action => self.printer.action(line),
+            Line::Success => self.printer.success(line),
+            Line::Waiting => self.printer.waiting(line),
+            Line::Warning => self.printer.warning(line),
+            Line::Failure => self.printer.failure(line),
+            Line::Detail => self.printer.detail(line),
         }
     }
 
-    fn ready(&self, target: &WaitTarget) {
-        let prefix = &self.prefix;
-        match target {
-            WaitTarget::Deployment(name) => {
-                self.printer
-                    .success(format_args!("{prefix}{name}: deployment ready"));
-            }
-            WaitTarget::GitRepository(_) => self.printer.success(format_args!(
-                "{prefix}GitRepository reconciled successfully"
-            )),
-            WaitTarget::Kustomization(_) => self.printer.success(format_args!(
-                "{prefix}Kustomization reconciled successfully"
-            )),
+    fn diff(&self, text: &str) -> std::io::Result<()> {
+        self.printer.data(text)
+    }
+
+    fn spinner(&self, cluster: Option<&str>, message: &str) -> Spinner {
+        if self.fleet && cluster.is_some() {
+            return Box::new(());
         }
+        Box::new(self.printer.progress(message))
     }
 
-    fn failed(&self, target: &WaitTarget, message: &str) {
-        self.printer
-            .failure(format_args!("{}{target}: {message}", self.prefix));
-    }
-}
-
-/// The word a change is reported with.
-pub(crate) fn change_word(change: Change) -> &'static str {
-    match change {
-        Change::Created => "created",
-        Change::Configured => "configured",
-        Change::Unchanged => "unchanged",
+    fn cluster_failed(&self, cluster: &str, error: &dyn fmt::Display) {
+        if self.fleet {
+            self.printer.failure(format_args!("{cluster}: {error:#}"));
+        }
     }
 }

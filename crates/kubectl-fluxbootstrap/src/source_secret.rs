@@ -1,12 +1,10 @@
-//! The Secret each mode needs (flux's `ReconcileSourceSecret`), the `--registry-creds` pull
-//! Secret, and how both are written.
-
-use std::collections::BTreeMap;
+//! The source Secret each mode needs (flux's `ReconcileSourceSecret`), decided while the plan
+//! is built: the token, a minted read-only cluster PAT, or an SSH key the user registers.
 
 use anyhow::{Context, Result};
-use fluxbootstrap_auth::{SecretBytes, SecretString};
+use fluxbootstrap_auth::SecretString;
 use fluxbootstrap_azdo::{RepoUrl, RestClient};
-use fluxbootstrap_cluster::{Change, Cluster};
+use fluxbootstrap_cluster::Cluster;
 use fluxbootstrap_plan::GitMode;
 
 use crate::cli::AzdoArgs;
@@ -15,75 +13,7 @@ use crate::host_keys::known_hosts_for;
 use crate::inputs::generate_key;
 use crate::printer::Printer;
 
-/// Creates or updates the image pull Secret like flux's `reconcileImagePullSecret` (a dry
-/// run only compares).
-pub(crate) async fn reconcile_image_pull_secret(
-    cluster: &Cluster,
-    namespace: &str,
-    (name, data): &(String, BTreeMap<String, SecretBytes>),
-    dry_run: bool,
-) -> Result<Change> {
-    if dry_run {
-        return Ok(match cluster.get_secret(namespace, name).await? {
-            Some(live) if fluxbootstrap_auth::same_secret_data(&live, data) => Change::Unchanged,
-            Some(_) => Change::Configured,
-            None => Change::Created,
-        });
-    }
-    cluster
-        .reconcile_typed_secret(
-            namespace,
-            name,
-            Some(fluxbootstrap_cluster::DOCKER_CONFIG_JSON),
-            data.clone(),
-            false,
-        )
-        .await
-        .context("failed to reconcile the image pull secret")
-}
-
 pub(crate) use fluxbootstrap_plan::{MINTED_PAT_ANNOTATION, SourceSecret};
-
-/// What writing the source Secret did, or in a dry run would do.
-pub(crate) enum SecretWrite {
-    /// Dry run: `created`, `left unchanged` or `updated`.
-    WouldBe(&'static str),
-    /// Written.
-    Done(Change),
-}
-
-/// Writes `secret` as Secret `namespace/name` (in a dry run, says what would happen): the
-/// one path azdo and fleet write it through.
-pub(crate) async fn write_source_secret(
-    cluster: &Cluster,
-    namespace: &str,
-    name: &str,
-    secret: &SourceSecret,
-    dry_run: bool,
-) -> Result<SecretWrite> {
-    if dry_run {
-        // A dry-run apply would fail in a namespace this run has not created; compare instead.
-        return Ok(SecretWrite::WouldBe(
-            match cluster.get_secret(namespace, name).await? {
-                None => "created",
-                Some(live) if fluxbootstrap_auth::same_secret_data(&live, &secret.data) => {
-                    "left unchanged"
-                }
-                Some(_) => "updated",
-            },
-        ));
-    }
-    let change = cluster
-        .reconcile_secret(namespace, name, secret.data.clone(), false)
-        .await
-        .context("failed to reconcile the source secret")?;
-    if let Some(id) = &secret.minted_pat {
-        cluster
-            .annotate_secret(namespace, name, MINTED_PAT_ANNOTATION, Some(id))
-            .await?;
-    }
-    Ok(SecretWrite::Done(change))
-}
 
 /// `--cluster-pat mint`: a read-only PAT (scope Code (Read)) minted for this cluster with the
 /// user's Entra ID token from the Azure CLI, or `None` when the Secret already holds one

@@ -12,51 +12,38 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use fluxbootstrap_azdo::RepoUrl;
 use fluxbootstrap_cluster::{Cluster, KubeOptions, PreflightReport, PreflightRequest};
-use fluxbootstrap_manifests::InstallOptions;
 use fluxbootstrap_plan::{ChangeInputs, Folder, GitMode, ModeFlags};
 
-use super::report::{Report, Row};
+use fluxbootstrap_execute::{Connected, Execution, PlannedTarget, Row};
+
 use super::targets::{self, Target};
 use crate::bundle::BundleFiles;
 use crate::cli::{AzdoArgs, GlobalArgs};
-use crate::credentials::{self, PushAuth};
+use crate::credentials;
 use crate::error::{Hinted, Internal};
 use crate::inputs;
 use crate::printer::Printer;
 use crate::source_secret;
 
-/// Everything a run will do, decided: the plan crate's [`fluxbootstrap_plan::Plan`] and what
-/// only the binary holds (the flags, the push credential, connections).
-pub(crate) struct Plan<'a> {
-    pub(crate) args: &'a AzdoArgs,
-    pub(crate) global: &'a GlobalArgs,
-    pub(crate) repo: RepoUrl,
-    pub(crate) push: PushAuth,
-    pub(crate) ca_pem: Option<Vec<u8>>,
-    pub(crate) install: InstallOptions,
+/// Everything a run will do, decided: the executor's [`Execution`] (the plan crate's
+/// [`fluxbootstrap_plan::Plan`], the repository access, the limits) and how it is shown.
+pub(crate) struct Plan {
     /// Whether the clusters were selected as a fleet: lines name their cluster and the run
     /// ends with a table.
     pub(crate) fleet: bool,
     /// The mode, the repository change and the targets that passed preflight, each with its
     /// Secret decided.
-    pub(crate) core: fluxbootstrap_plan::Plan<Connected>,
+    pub(crate) execution: Execution,
 }
 
-/// A target's connection, and the time spent on it so far.
-pub(crate) struct Connected {
-    pub(crate) cluster: Cluster,
-    pub(crate) spent: Duration,
-}
+/// The report of a bootstrap, with the binary's errors.
+pub(crate) type Report = fluxbootstrap_execute::Report<anyhow::Error>;
 
-/// One cluster, checked, with what its part of the run needs.
-pub(crate) type PlannedTarget = fluxbootstrap_plan::PlannedTarget<Connected>;
-
-impl Plan<'_> {
+impl Plan {
     /// Prints what the plan will do (`--dry-run` shows it before the diffs).
     pub(crate) fn print(&self, printer: Printer) {
-        let (heading, lines) = self.core.describe();
+        let (heading, lines) = self.execution.plan.describe();
         printer.action(heading);
         for line in lines {
             printer.item(line);
@@ -76,11 +63,11 @@ pub(crate) fn prefix(fleet: bool, name: &str) -> String {
 /// Builds the plan for `azdo`: inputs first (nothing is contacted until every flag is known
 /// to be usable), then the credentials, then every cluster's preflight, then its Secret.
 /// The report holds what building found so far: the targets skipped, the phases' timings.
-pub(crate) async fn build<'a>(
-    args: &'a AzdoArgs,
-    global: &'a GlobalArgs,
+pub(crate) async fn build(
+    args: &AzdoArgs,
+    global: &GlobalArgs,
     printer: Printer,
-) -> Result<(Plan<'a>, Report)> {
+) -> Result<(Plan, Report)> {
     let started = Instant::now();
     let namespace = global.namespace.as_str();
     let fleet = targets::fleet_wanted(args, global);
@@ -118,6 +105,8 @@ pub(crate) async fn build<'a>(
         host_keys,
     } = credentials::credentials(args, &mode, &repo, printer).await?;
     let patches = inputs::kustomization_patches(&args.render, &mode, host_keys.as_ref());
+    let repository =
+        crate::repository::repository_access(args, &repo, &push, ca_pem.as_ref(), printer)?;
 
     let mut report = Report {
         started,
@@ -236,27 +225,27 @@ pub(crate) async fn build<'a>(
     };
 
     let plan = Plan {
-        args,
-        global,
-        push,
-        ca_pem,
-        install,
         fleet,
-        core: fluxbootstrap_plan::Plan {
-            repository: repo.https_url(),
-            mode,
-            branch: args.render.branch.clone(),
-            namespace: namespace.to_owned(),
-            secret_name: args.render.secret_name.clone(),
-            flux_version,
-            components_yaml,
-            patches,
-            commits,
-            dry_run: args.dry_run,
-            image_pull_secret: pull_secret,
-            targets,
+        execution: Execution {
+            plan: fluxbootstrap_plan::Plan {
+                repository: repo.https_url(),
+                mode,
+                branch: args.render.branch.clone(),
+                namespace: namespace.to_owned(),
+                secret_name: args.render.secret_name.clone(),
+                flux_version,
+                components_yaml,
+                patches,
+                commits,
+                dry_run: args.dry_run,
+                image_pull_secret: pull_secret,
+                targets,
+            },
+            repository,
+            parallel: usize::from(args.parallel),
+            timeout: global.timeout,
+            deployments: inputs::all_components(&install),
         },
-        repo,
     };
     Ok((plan, report))
 }

@@ -1,12 +1,15 @@
 //! `azdo`: bootstrap one cluster or a fleet, as one plan run by one pipeline
 //! ([`crate::bootstrap`]); this module only prints the outcome and picks the error.
 
+use std::sync::Arc;
+
 use anyhow::Result;
 
-use crate::bootstrap::{execute, plan};
+use crate::bootstrap::plan;
 use crate::cli::{AzdoArgs, GlobalArgs};
 use crate::error::Hinted;
 use crate::printer::Printer;
+use crate::reporters::PrinterProgress;
 
 pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) -> Result<()> {
     let (plan, report) = plan::build(args, global, printer).await?;
@@ -14,7 +17,8 @@ pub(crate) async fn run(args: &AzdoArgs, global: &GlobalArgs, printer: Printer) 
         plan.print(printer);
     }
     let fleet = plan.fleet;
-    let mut report = execute::run(plan, report, printer).await?;
+    let progress = Arc::new(PrinterProgress { printer, fleet });
+    let mut report = fluxbootstrap_execute::run(plan.execution, report, progress).await?;
     report.sort();
     if fleet {
         printer.stderr(report.table());

@@ -22,7 +22,7 @@ use crate::cli::{GlobalArgs, RotateArgs};
 use crate::error::Hinted;
 use crate::inputs::kube_options;
 use crate::printer::Printer;
-use crate::reporters::ClusterPrinter;
+use crate::reporters::PrinterProgress;
 use crate::source_secret::MINTED_PAT_ANNOTATION;
 
 pub(crate) async fn run(args: &RotateArgs, global: &GlobalArgs, printer: Printer) -> Result<()> {
@@ -267,7 +267,7 @@ async fn switch_to(
         timeout: global.timeout,
     };
     cluster
-        .wait_ready(&spec, &ClusterPrinter::plain(printer))
+        .wait_ready(&spec, &PrinterProgress::single(printer).lines())
         .await
         .context("Flux did not accept the new credential")?;
     printer.success("rotated the credential");

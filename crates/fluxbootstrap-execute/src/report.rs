@@ -1,8 +1,11 @@
 //! What a run did, in one type for every output: the flux-style closing lines, the
 //! per-cluster table of a fleet and `--output json` (one schema, documented in the README).
+//!
+//! The error type `E` is the caller's: its plan building fails clusters with its own errors
+//! (preflight), and this crate's [`crate::ExecuteError`] converts into it.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::fmt::{Display, Write as _};
 use std::time::{Duration, Instant};
 
 use fluxbootstrap_cluster::{ApplyReport, Change};
@@ -10,7 +13,7 @@ use serde_json::{Value, json};
 
 /// What happened to one cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
+pub enum Outcome {
     /// Something changed on the cluster.
     Bootstrapped,
     /// Everything was already as wanted.
@@ -35,29 +38,33 @@ impl Outcome {
 
 /// Objects one cluster's run touched.
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Counts {
-    pub(crate) created: usize,
-    pub(crate) configured: usize,
-    pub(crate) unchanged: usize,
+pub struct Counts {
+    /// Objects created.
+    pub created: usize,
+    /// Objects changed.
+    pub configured: usize,
+    /// Objects already as wanted.
+    pub unchanged: usize,
     /// Requests that wrote to the API server.
-    pub(crate) writes: usize,
+    pub writes: usize,
     /// Whether the source Secret or the pull Secret changed.
-    pub(crate) secret_changed: bool,
+    pub secret_changed: bool,
 }
 
 impl Counts {
-    pub(crate) fn changed(self) -> usize {
+    /// Objects and Secrets the run changed.
+    pub fn changed(self) -> usize {
         self.created + self.configured + usize::from(self.secret_changed)
     }
 
     /// Counts a Secret write that changed the Secret.
-    pub(crate) fn add_secret_change(&mut self) {
+    pub fn add_secret_change(&mut self) {
         self.writes += 1;
         self.secret_changed = true;
     }
 
     /// Adds what one apply did.
-    pub(crate) fn add(&mut self, report: &ApplyReport) {
+    pub fn add(&mut self, report: &ApplyReport) {
         self.writes += report.writes;
         for entry in &report.entries {
             match entry.change {
@@ -71,26 +78,33 @@ impl Counts {
 
 /// One cluster's row.
 #[derive(Debug)]
-pub(crate) struct Row {
+pub struct Row<E> {
     /// The target's place in the selection: rows are shown in this order.
-    pub(crate) index: usize,
-    pub(crate) context: String,
-    pub(crate) path: String,
-    pub(crate) outcome: Outcome,
-    pub(crate) counts: Counts,
-    pub(crate) duration: Duration,
-    pub(crate) timings: Vec<(&'static str, Duration)>,
-    pub(crate) error: Option<anyhow::Error>,
+    pub index: usize,
+    /// The cluster's kubeconfig context.
+    pub context: String,
+    /// Its `--path`.
+    pub path: String,
+    /// What happened.
+    pub outcome: Outcome,
+    /// What was touched.
+    pub counts: Counts,
+    /// Time spent on the cluster, preflight included.
+    pub duration: Duration,
+    /// Its phases' timings (`install`, `apply`, `wait`).
+    pub timings: Vec<(&'static str, Duration)>,
+    /// Why it was not bootstrapped.
+    pub error: Option<E>,
 }
 
-impl Row {
+impl<E: Display> Row<E> {
     /// A cluster left alone because `error` happened before anything was applied to it.
-    pub(crate) fn skipped(
+    pub fn skipped(
         index: usize,
         context: String,
         path: String,
         duration: Duration,
-        error: anyhow::Error,
+        error: E,
     ) -> Self {
         Row {
             index,
@@ -126,33 +140,42 @@ impl Row {
 
 /// What a run did.
 #[derive(Debug)]
-pub(crate) struct Report {
-    pub(crate) started: Instant,
-    pub(crate) repository: String,
-    pub(crate) branch: String,
-    pub(crate) mode: &'static str,
-    pub(crate) dry_run: bool,
-    pub(crate) commits: Vec<String>,
-    pub(crate) clones: usize,
-    pub(crate) timings: Vec<(&'static str, Duration)>,
-    pub(crate) rows: Vec<Row>,
+pub struct Report<E> {
+    /// When the run began.
+    pub started: Instant,
+    /// The repository's HTTPS URL.
+    pub repository: String,
+    /// The branch.
+    pub branch: String,
+    /// The authentication mode's name.
+    pub mode: &'static str,
+    /// Whether nothing was to be written.
+    pub dry_run: bool,
+    /// The commits pushed.
+    pub commits: Vec<String>,
+    /// Clones made (one per run).
+    pub clones: usize,
+    /// The run's phases' timings.
+    pub timings: Vec<(&'static str, Duration)>,
+    /// One per selected cluster.
+    pub rows: Vec<Row<E>>,
     /// Why the repository step failed; every cluster is then skipped.
-    pub(crate) repository_error: Option<anyhow::Error>,
+    pub repository_error: Option<E>,
 }
 
-impl Report {
+impl<E: Display> Report<E> {
     /// Records how long the phase that began at `since` took.
-    pub(crate) fn time(&mut self, phase: &'static str, since: Instant) {
+    pub fn time(&mut self, phase: &'static str, since: Instant) {
         self.timings.push((phase, since.elapsed()));
     }
 
     /// The rows in selection order, whatever order the clusters finished in.
-    pub(crate) fn sort(&mut self) {
+    pub fn sort(&mut self) {
         self.rows.sort_by_key(|r| r.index);
     }
 
     /// How many clusters were not bootstrapped.
-    pub(crate) fn failed(&self) -> usize {
+    pub fn failed(&self) -> usize {
         self.rows
             .iter()
             .filter(|r| matches!(r.outcome, Outcome::Skipped | Outcome::Failed))
@@ -160,7 +183,7 @@ impl Report {
     }
 
     /// `--output json`: one schema for one cluster and for many.
-    pub(crate) fn json(&self) -> Value {
+    pub fn json(&self) -> Value {
         json!({
             "repository": self.repository,
             "branch": self.branch,
@@ -176,7 +199,7 @@ impl Report {
     }
 
     /// The closing table: context, result, objects changed, duration, error.
-    pub(crate) fn table(&self) -> String {
+    pub fn table(&self) -> String {
         let header = ["CONTEXT", "RESULT", "CHANGED", "DURATION", "ERROR"];
         let cells: Vec<[String; 5]> = self
             .rows
@@ -245,7 +268,7 @@ mod tests {
             },
             duration: Duration::from_millis(1500),
             timings: Vec::new(),
-            error: error.map(|e| anyhow::anyhow!(e.to_owned())),
+            error: error.map(str::to_owned),
         };
         let report = Report {
             started: Instant::now(),

@@ -1,47 +1,81 @@
 //! Carrying out a plan: one clone, the plan's commits and pushes, then every target
-//! concurrently.
-//!
-//! Invariants: the repository changes before any cluster does, so each cluster's Kustomization
-//! points at a pushed commit; a failing cluster never stops the others; `kustomization.yaml` is
-//! written only where the branch has none, decided again on every push attempt, and what each
-//! cluster gets applied is built from the branch as pushed.
+//! concurrently in flux's write order.
 
 use std::collections::BTreeMap;
+use std::fmt::Display;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
 use fluxbootstrap_auth::SecretBytes;
-use fluxbootstrap_cluster::{ApplyOptions, Change, WaitSpec};
+use fluxbootstrap_cluster::{ApplyOptions, Change, Cluster, WaitSpec};
 use fluxbootstrap_git::FileWrite;
-use fluxbootstrap_plan::{Step, WriteRule};
+use fluxbootstrap_plan::{Plan, SourceSecret, Step, WriteRule};
 use serde_json::Value;
 
-use super::plan::{Plan, PlannedTarget};
-use super::report::{Counts, Outcome, Report, Row};
-use crate::bundle;
-use crate::error::Internal;
-use crate::inputs;
-use crate::printer::Printer;
-use crate::reporters::{ClusterPrinter, change_word};
-use crate::repository;
-use crate::source_secret;
+use crate::error::ExecuteError;
+use crate::kustomize;
+use crate::progress::{Lines, Progress, change_word};
+use crate::report::{Counts, Outcome, Report, Row};
+use crate::repository::{self, CommitStep, RepositoryAccess};
+use crate::secrets::{self, SecretWrite};
 
-/// Runs `plan`, adding what happened, cluster by cluster, to `report`.
-pub(crate) async fn run(plan: Plan<'_>, mut report: Report, printer: Printer) -> Result<Report> {
-    if plan.core.targets.is_empty() {
+/// A target's connection, and the time spent on it while the plan was built.
+pub struct Connected {
+    /// The cluster, connected and preflighted.
+    pub cluster: Cluster,
+    /// Time spent on it so far (preflight, its Secret).
+    pub spent: Duration,
+}
+
+/// One cluster of a plan this crate runs.
+pub type PlannedTarget = fluxbootstrap_plan::PlannedTarget<Connected>;
+
+/// A plan, and what carrying it out needs beyond the plan's own data.
+pub struct Execution {
+    /// What to do: the repository change and one target per cluster.
+    pub plan: Plan<Connected>,
+    /// How to reach the repository.
+    pub repository: RepositoryAccess,
+    /// How many clusters run at once (`--parallel`, at least 1).
+    pub parallel: usize,
+    /// Each apply's, and each target's wait's, time limit (`--timeout`).
+    pub timeout: Duration,
+    /// The component Deployments the wait expects ready.
+    pub deployments: Vec<String>,
+}
+
+/// Runs `execution`, adding what happened, cluster by cluster, to `report`. A cluster that
+/// fails gets its row and never stops the others; when the repository step fails, every
+/// cluster is left alone and the report says why. `Err` only for a failure of the run itself
+/// (a task that panicked).
+pub async fn run<E>(
+    execution: Execution,
+    mut report: Report<E>,
+    progress: Arc<dyn Progress>,
+) -> Result<Report<E>, ExecuteError>
+where
+    E: From<ExecuteError> + Display + Send + 'static,
+{
+    let Execution {
+        plan,
+        mut repository,
+        parallel,
+        timeout,
+        deployments,
+    } = execution;
+    if plan.targets.is_empty() {
         return Ok(report);
     }
     let step = Instant::now();
-    let written = write_repository(&plan, &mut report, printer).await;
+    let written = write_repository(&plan, &mut repository, &mut report, &progress).await;
     report.time("git", step);
-    let (args, global, fleet) = (plan.args, plan.global, plan.fleet);
     let Written { mut objects, head } = match written {
         Ok(written) => written,
         Err(err) => {
+            let err = E::from(err);
             // Nothing was applied to any cluster: say so per cluster, then fail.
-            for target in plan.core.targets {
-                let error = anyhow::anyhow!("the repository step failed: {err:#}");
+            for target in plan.targets {
+                let error = E::from(ExecuteError::RepositoryStep(format!("{err:#}")));
                 report.rows.push(Row::skipped(
                     target.index,
                     target.name,
@@ -55,28 +89,31 @@ pub(crate) async fn run(plan: Plan<'_>, mut report: Report, printer: Printer) ->
         }
     };
 
-    // Each cluster's components, Secrets, sync objects and waits, at most `--parallel` at a time.
+    // Each cluster's components, Secrets, sync objects and waits, at most `parallel` at once.
     let step = Instant::now();
+    let steps: Vec<Vec<Step>> = plan.targets.iter().map(|t| plan.steps(t)).collect();
+    let Plan {
+        image_pull_secret,
+        namespace,
+        secret_name,
+        dry_run,
+        branch,
+        targets,
+        ..
+    } = plan;
     let job = Arc::new(ClusterJob {
-        pull_secret: plan.core.image_pull_secret.clone(),
-        namespace: global.namespace.clone(),
-        secret_name: args.render.secret_name.clone(),
-        dry_run: args.dry_run,
-        timeout: global.timeout,
-        revision: head.map(|h| format!("{}@sha1:{h}", args.render.branch)),
-        deployments: inputs::all_components(&plan.install),
-        fleet,
-        printer,
+        pull_secret: image_pull_secret,
+        namespace,
+        secret_name,
+        dry_run,
+        timeout,
+        revision: head.map(|h| format!("{branch}@sha1:{h}")),
+        deployments,
+        progress,
     });
-    let permits = Arc::new(tokio::sync::Semaphore::new(usize::from(args.parallel)));
+    let permits = Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
-    let steps: Vec<Vec<Step>> = plan
-        .core
-        .targets
-        .iter()
-        .map(|t| plan.core.steps(t))
-        .collect();
-    for (target, steps) in plan.core.targets.into_iter().zip(steps) {
+    for (target, steps) in targets.into_iter().zip(steps) {
         let job = Arc::clone(&job);
         let permits = Arc::clone(&permits);
         let objects = objects.remove(&target.index).unwrap_or_default();
@@ -90,10 +127,8 @@ pub(crate) async fn run(plan: Plan<'_>, mut report: Report, printer: Printer) ->
                 Ok(()) if counts.changed() == 0 => (Outcome::UpToDate, None),
                 Ok(()) => (Outcome::Bootstrapped, None),
                 Err(err) => {
-                    if job.fleet {
-                        job.printer
-                            .failure(format_args!("{}: {err:#}", target.name));
-                    }
+                    let err = E::from(err);
+                    job.progress.cluster_failed(&target.name, &err);
                     (Outcome::Failed, Some(err))
                 }
             };
@@ -112,7 +147,7 @@ pub(crate) async fn run(plan: Plan<'_>, mut report: Report, printer: Printer) ->
     while let Some(joined) = tasks.join_next().await {
         report
             .rows
-            .push(joined.map_err(|e| Internal::new(format!("a cluster task failed: {e}")))?);
+            .push(joined.map_err(|_| ExecuteError::Task("cluster"))?);
     }
     report.time("clusters", step);
     Ok(report)
@@ -127,48 +162,43 @@ struct Written {
 
 /// One clone, then the plan's commits. Commits pushed before a failure are recorded in the
 /// report all the same.
-async fn write_repository(
-    plan: &Plan<'_>,
-    report: &mut Report,
-    printer: Printer,
-) -> Result<Written> {
-    let Plan {
-        args,
-        ref repo,
-        ref push,
-        ..
-    } = *plan;
-    let targets = plan.core.targets.as_slice();
-    let patches = plan.core.patches.as_ref();
+async fn write_repository<E>(
+    plan: &Plan<Connected>,
+    access: &mut RepositoryAccess,
+    report: &mut Report<E>,
+    progress: &Arc<dyn Progress>,
+) -> Result<Written, ExecuteError> {
+    let lines = Lines::new(progress.as_ref(), None);
+    let targets = plan.targets.as_slice();
+    let patches = plan.patches.as_ref();
     let mut checkout =
-        repository::clone_repository(args, repo, push, plan.ca_pem.as_ref(), printer).await?;
+        repository::clone_repository(access, &plan.branch, plan.dry_run, progress).await?;
     report.clones += 1;
-    printer.success("cloned repository");
+    lines.success("cloned repository");
 
-    let author = inputs::author(args);
     match targets {
-        [_] => printer.action("generating component manifests"),
-        _ => printer.action(format_args!(
+        [_] => lines.action("generating component manifests"),
+        _ => lines.action(format_args!(
             "generating component manifests for {} clusters",
             targets.len()
         )),
     }
-    printer.success("generated component manifests");
-    let last = plan.core.commits.len().saturating_sub(1);
-    for (index, commit) in plan.core.commits.iter().enumerate() {
+    lines.success("generated component manifests");
+    let last = plan.commits.len().saturating_sub(1);
+    for (index, commit) in plan.commits.iter().enumerate() {
         if index == last {
-            printer.action("generating sync manifests");
+            lines.action("generating sync manifests");
             if patches.is_some() {
                 for target in targets {
                     let file = target.paths.kustomization_file();
                     if checkout.read_file(&file)?.is_some() {
-                        printer.warning(format_args!(
+                        lines.warning(format_args!(
                             "kept the existing \"{file}\"; make sure it carries the patches for the chosen mode"
                         ));
                     }
                 }
             }
-            printer.success("generated sync manifests");
+            lines.success("generated sync manifests");
         }
         // A file kept when present is written only where the branch has none: an existing one
         // is the user's, and is never rewritten, also when it arrives in a concurrent push
@@ -183,17 +213,15 @@ async fn write_repository(
                 }
             })
             .collect();
-        let (next, sha) = repository::commit_step(
-            checkout,
+        let step = CommitStep {
             files,
-            commit.message.clone(),
-            author.clone(),
-            args.dry_run,
-            commit.subject,
-            &args.render.branch,
-            printer,
-        )
-        .await?;
+            message: commit.message.clone(),
+            author: access.author.clone(),
+            dry_run: plan.dry_run,
+            what: commit.subject,
+            branch: &plan.branch,
+        };
+        let (next, sha) = repository::commit(checkout, step, progress).await?;
         checkout = next;
         report.commits.extend(sha);
     }
@@ -204,8 +232,8 @@ async fn write_repository(
     for target in targets {
         let paths = &target.paths;
         let existing = checkout.read_file(&paths.kustomization_file())?;
-        let (sync, components): (Vec<Value>, Vec<Value>) = bundle::flux_system_objects(
-            &plan.core.components_yaml,
+        let (sync, components): (Vec<Value>, Vec<Value>) = kustomize::flux_system_objects(
+            &plan.components_yaml,
             &target.sync_yaml,
             patches,
             existing.as_deref(),
@@ -231,13 +259,12 @@ struct ClusterJob {
     timeout: Duration,
     revision: Option<String>,
     deployments: Vec<String>,
-    fleet: bool,
-    printer: Printer,
+    progress: Arc<dyn Progress>,
 }
 
-/// One cluster's part: the plan's steps for it ([`fluxbootstrap_plan::Plan::steps`]), in
-/// flux's write order: the components (installed directly when Flux is not yet syncing the
-/// cluster), the pull and source Secrets, the sync objects, the waits.
+/// One cluster's part: the plan's steps for it ([`Plan::steps`]), in flux's write order: the
+/// components (installed directly when Flux is not yet syncing the cluster), the pull and
+/// source Secrets, the sync objects, the waits.
 async fn converge(
     target: &PlannedTarget,
     steps: &[Step],
@@ -245,14 +272,9 @@ async fn converge(
     job: &ClusterJob,
     counts: &mut Counts,
     timings: &mut Vec<(&'static str, Duration)>,
-) -> Result<()> {
-    let printer = job.printer;
-    let p = super::plan::prefix(job.fleet, &target.name);
+) -> Result<(), ExecuteError> {
+    let lines = Lines::new(job.progress.as_ref(), Some(&target.name));
     let cluster = &target.handle.cluster;
-    let reporter = ClusterPrinter {
-        printer,
-        prefix: p.clone(),
-    };
     let namespace = job.namespace.as_str();
     let apply_options = ApplyOptions {
         dry_run: job.dry_run,
@@ -264,19 +286,19 @@ async fn converge(
     let mut components_done = false;
     for &step in steps {
         if !components_done && !matches!(step, Step::InstallComponents | Step::ImagePullSecret) {
-            printer.success(format_args!("{p}reconciled components"));
+            lines.success("reconciled components");
             components_done = true;
         }
         match step {
             Step::InstallComponents => {
                 let started = Instant::now();
-                printer.action(format_args!(
-                    "{p}installing components in \"{namespace}\" namespace"
+                lines.action(format_args!(
+                    "installing components in \"{namespace}\" namespace"
                 ));
                 let objects = components.clone().unwrap_or_default();
-                let report = cluster.apply(objects, &apply_options, &reporter).await?;
+                let report = cluster.apply(objects, &apply_options, &lines).await?;
                 counts.add(&report);
-                printer.success(format_args!("{p}installed components"));
+                lines.success("installed components");
                 timings.push(("install", started.elapsed()));
             }
             // The image pull Secret of `--registry-creds`, as flux creates it after the install.
@@ -284,7 +306,7 @@ async fn converge(
                 let Some(pull_secret) = &job.pull_secret else {
                     continue;
                 };
-                let change = source_secret::reconcile_image_pull_secret(
+                let change = secrets::reconcile_image_pull_secret(
                     cluster,
                     namespace,
                     pull_secret,
@@ -294,8 +316,8 @@ async fn converge(
                 if change != Change::Unchanged && !job.dry_run {
                     counts.add_secret_change();
                 }
-                printer.success(format_args!(
-                    "{p}reconciled image pull secret {} ({})",
+                lines.success(format_args!(
+                    "reconciled image pull secret {} ({})",
                     pull_secret.0,
                     change_word(change)
                 ));
@@ -304,14 +326,12 @@ async fn converge(
                 let Some(secret) = &target.secret else {
                     continue;
                 };
-                write_source_secret(target, secret, job, counts, &p).await?;
+                write_source_secret(cluster, secret, job, counts, lines).await?;
             }
-            Step::KeepSourceSecret => {
-                printer.success(format_args!("{p}source secret up to date"));
-            }
+            Step::KeepSourceSecret => lines.success("source secret up to date"),
             Step::ApplySync { with_components } => {
                 let started = Instant::now();
-                printer.action(format_args!("{p}applying sync manifests"));
+                lines.action("applying sync manifests");
                 // A dry run installed nothing, so its sync objects are checked together with
                 // the CRDs they need.
                 let mut objects = if with_components {
@@ -320,9 +340,9 @@ async fn converge(
                     Vec::new()
                 };
                 objects.extend(sync.take().unwrap_or_default());
-                let report = cluster.apply(objects, &apply_options, &reporter).await?;
+                let report = cluster.apply(objects, &apply_options, &lines).await?;
                 counts.add(&report);
-                printer.success(format_args!("{p}reconciled sync configuration"));
+                lines.success("reconciled sync configuration");
                 timings.push(("apply", started.elapsed()));
             }
             Step::WaitReady => {
@@ -341,51 +361,47 @@ async fn converge(
                     // a prompt does not count against the controllers.
                     timeout: job.timeout,
                 };
-                // One spinner at a time: a fleet's clusters wait together, their lines say
-                // enough.
-                let spinner =
-                    (!job.fleet).then(|| printer.progress("waiting for the cluster to reconcile"));
+                let spinner = lines.spinner("waiting for the cluster to reconcile");
                 cluster
-                    .wait_ready(&spec, &reporter)
+                    .wait_ready(&spec, &lines)
                     .await
-                    .context("bootstrap failed")?;
+                    .map_err(ExecuteError::Wait)?;
                 drop(spinner);
-                printer.success(format_args!("{p}all components are healthy"));
+                lines.success("all components are healthy");
                 timings.push(("wait", started.elapsed()));
             }
         }
     }
     if job.dry_run {
-        printer.success(format_args!("{p}dry run finished: nothing was written"));
+        lines.success("dry run finished: nothing was written");
     }
     Ok(())
 }
 
 /// Writes (or in a dry run compares) the target's source Secret, counting a change.
 async fn write_source_secret(
-    target: &PlannedTarget,
-    secret: &fluxbootstrap_plan::SourceSecret,
+    cluster: &Cluster,
+    secret: &SourceSecret,
     job: &ClusterJob,
     counts: &mut Counts,
-    p: &str,
-) -> Result<()> {
-    let (printer, namespace, name) = (job.printer, job.namespace.as_str(), &job.secret_name);
+    lines: Lines<'_>,
+) -> Result<(), ExecuteError> {
+    let (namespace, name) = (job.namespace.as_str(), &job.secret_name);
     if !job.dry_run {
-        printer.action(format_args!(
-            "{p}applying source secret \"{namespace}/{name}\""
+        lines.action(format_args!(
+            "applying source secret \"{namespace}/{name}\""
         ));
     }
-    let cluster = &target.handle.cluster;
-    match source_secret::write_source_secret(cluster, namespace, name, secret, job.dry_run).await? {
-        source_secret::SecretWrite::WouldBe(verb) => printer.success(format_args!(
-            "{p}source secret \"{namespace}/{name}\" would be {verb}"
+    match secrets::write_source_secret(cluster, namespace, name, secret, job.dry_run).await? {
+        SecretWrite::WouldBe(verb) => lines.success(format_args!(
+            "source secret \"{namespace}/{name}\" would be {verb}"
         )),
-        source_secret::SecretWrite::Done(change) => {
+        SecretWrite::Done(change) => {
             if change != Change::Unchanged {
                 counts.add_secret_change();
             }
-            printer.success(format_args!(
-                "{p}reconciled source secret ({})",
+            lines.success(format_args!(
+                "reconciled source secret ({})",
                 change_word(change)
             ));
         }
