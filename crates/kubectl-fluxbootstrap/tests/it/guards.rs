@@ -532,3 +532,120 @@ fn key_prompt_bootstrap(
         .env("GIT_PASSWORD", env.git.pat());
     cmd
 }
+
+/// Their `kustomization.yaml`, pushed by someone else between our component push and our sync
+/// push (a server hook makes the race certain): our sync push is rejected, retried on top of
+/// theirs, and decides again, so theirs is kept, our commit does not touch it, and what the
+/// cluster gets is built from it. Deciding once on the fresh clone wrote ours over theirs.
+#[test]
+fn a_kustomization_pushed_during_our_push_is_kept_and_built() {
+    let env = env();
+    let Some(cluster) = real_flux_cluster(env) else {
+        return;
+    };
+    let repo = env.repo();
+    let ns = env.namespace();
+    let folder = format!("clusters/race/{ns}");
+    let theirs = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- gotk-components.yaml\n- gotk-sync.yaml\npatches:\n- patch: |\n    - op: add\n      path: /metadata/annotations\n      value:\n        example.com/theirs: kept\n  target:\n    kind: Deployment\n    name: source-controller\n";
+    // After the push whose commit first holds our components, the server adds their file on
+    // top (once), as a concurrent pusher would.
+    let hooks = repo.bare_path.join("hooks");
+    std::fs::rename(
+        hooks.join("post-receive"),
+        hooks.join("post-receive.harness"),
+    )
+    .expect("the harness hook exists");
+    let hook = format!(
+        r#"#!/bin/sh
+input=$(cat)
+printf '%s\n' "$input" | "$(dirname "$0")/post-receive.harness"
+[ -e theirs-pushed ] && exit 0
+printf '%s\n' "$input" | while read -r old new ref; do
+    [ "$ref" = refs/heads/main ] || continue
+    git cat-file -e "$new:{folder}/gotk-components.yaml" 2>/dev/null || continue
+    touch theirs-pushed
+    blob=$(git hash-object -w --stdin <<'THEIRS'
+{theirs}THEIRS
+)
+    export GIT_INDEX_FILE="$PWD/theirs-index"
+    git read-tree "$new"
+    git update-index --add --cacheinfo "100644,$blob,{folder}/kustomization.yaml"
+    tree=$(git write-tree)
+    commit=$(echo "Their kustomization" | GIT_AUTHOR_NAME=them GIT_AUTHOR_EMAIL=them@example.com GIT_COMMITTER_NAME=them GIT_COMMITTER_EMAIL=them@example.com git commit-tree "$tree" -p "$new")
+    git update-ref refs/heads/main "$commit" "$new"
+    rm -f "$GIT_INDEX_FILE"
+done
+exit 0
+"#
+    );
+    let hook_path = hooks.join("post-receive");
+    std::fs::write(&hook_path, hook).expect("writing the hook works");
+    std::fs::set_permissions(
+        &hook_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod works");
+
+    let ca = env.ca_file().to_str().expect("utf-8 path").to_owned();
+    let out = run(env
+        .plugin_on(&cluster)
+        .args([
+            "azdo",
+            "--url",
+            &repo.https_url,
+            "--ca-file",
+            &ca,
+            "-n",
+            &ns,
+            "--path",
+            "clusters/race",
+            "--timeout",
+            "3m",
+        ])
+        .env("GIT_PASSWORD", env.git.pat()));
+    assert_eq!(
+        out.0,
+        0,
+        "bootstrap failed (logs under {}):\n{}",
+        cluster.dir().display(),
+        out.2
+    );
+    let subjects = commit_subjects(&repo, "main");
+    assert_eq!(
+        subjects[..3],
+        [
+            "Add Flux sync manifests",
+            "Their kustomization",
+            "Add Flux v2.9.4 component manifests"
+        ],
+        "our sync commit goes on top of theirs:\n{}",
+        out.2
+    );
+    assert_eq!(
+        crate::context::show(&repo, "main", &format!("{folder}/kustomization.yaml")),
+        theirs,
+        "their kustomization.yaml was written over"
+    );
+    let ours = repo
+        .git()
+        .args(["show", "--name-only", "--format=", "main"])
+        .output()
+        .expect("git show runs");
+    assert_eq!(
+        String::from_utf8_lossy(&ours.stdout).trim(),
+        format!("{folder}/gotk-sync.yaml"),
+        "our sync commit touches only gotk-sync.yaml"
+    );
+    let annotation = cluster
+        .kubectl()
+        .args(["-n", &ns, "get", "deployment", "source-controller"])
+        .arg("-o=jsonpath={.metadata.annotations.example\\.com/theirs}")
+        .output()
+        .expect("kubectl runs");
+    assert_eq!(
+        String::from_utf8_lossy(&annotation.stdout),
+        "kept",
+        "the cluster did not get what their kustomization.yaml builds"
+    );
+    assert_flux_synced(&cluster, cluster.admin_context(), &ns, &repo, "main");
+}
