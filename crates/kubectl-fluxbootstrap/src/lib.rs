@@ -125,3 +125,76 @@ mod tests {
         assert_eq!(name("./fluxbootstrap"), "fluxbootstrap");
     }
 }
+
+/// The layering ARCHITECTURE.md states, checked on the sources so a change that breaks it
+/// fails here rather than in review.
+#[cfg(test)]
+mod architecture_tests {
+    use std::path::Path;
+
+    fn sources(dir: &Path) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for entry in fs_err::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                out.extend(sources(&path));
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push((
+                    path.display().to_string(),
+                    fs_err::read_to_string(&path).unwrap(),
+                ));
+            }
+        }
+        out
+    }
+
+    /// No command imports another command or its helpers: what two commands share lives
+    /// outside `commands`.
+    #[test]
+    fn no_command_imports_another() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/commands");
+        let files = sources(&dir);
+        assert!(files.len() >= 7, "the commands were not found in {dir:?}");
+        for (path, text) in files {
+            for line in text.lines().filter(|l| !l.trim_start().starts_with("//")) {
+                assert!(
+                    !line.contains("commands::") && !line.contains("super::"),
+                    "{path} imports a sibling command: {line}"
+                );
+            }
+        }
+    }
+
+    /// Library crates never prompt, draw progress or parse arguments: the crates that do are
+    /// dependencies of this crate alone.
+    #[test]
+    fn libraries_never_prompt_print_or_parse_arguments() {
+        let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut libraries = 0;
+        for entry in fs_err::read_dir(&crates).unwrap() {
+            let manifest = entry.unwrap().path().join("Cargo.toml");
+            let Ok(text) = fs_err::read_to_string(&manifest) else {
+                continue;
+            };
+            if text.contains("name = \"kubectl-fluxbootstrap\"") {
+                continue;
+            }
+            libraries += 1;
+            let dependencies = text.split("[dev-dependencies]").next().unwrap_or_default();
+            for binary_only in ["dialoguer", "indicatif", "anstream", "owo-colors", "clap"] {
+                assert!(
+                    !dependencies
+                        .lines()
+                        .any(|l| l.trim_start().starts_with(&format!("{binary_only} "))
+                            || l.trim_start().starts_with(&format!("{binary_only}."))),
+                    "{} depends on {binary_only}, which only the binary may use",
+                    manifest.display()
+                );
+            }
+        }
+        assert!(
+            libraries >= 8,
+            "the library crates were not found in {crates:?}"
+        );
+    }
+}

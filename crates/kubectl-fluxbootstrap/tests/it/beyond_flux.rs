@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use fluxbootstrap_test::{ControlPlane, Repo};
 
 use crate::context::{
-    AZURE_CLIENT_ID, assert_flux_synced, commit_subjects, env, real_flux_cluster, run, show,
-    temp_dir,
+    AZURE_CLIENT_ID, assert_bootstrapped, assert_flux_synced, commit_subjects, env,
+    real_flux_cluster, run, show, temp_dir,
 };
 
 fn secret_value(cluster: &ControlPlane, namespace: &str, key: &str) -> Option<String> {
@@ -68,13 +68,7 @@ fn azure_provider_stores_no_credential_in_the_cluster() {
             "3m",
         ])
         .env("PATH", path));
-    assert_eq!(
-        out.0,
-        0,
-        "bootstrap failed (logs under {}):\n{}",
-        cluster.dir().display(),
-        out.2
-    );
+    assert_bootstrapped(&out, &cluster);
     assert!(
         !out.2.contains(env.git.bearer_token()),
         "the token was printed"
@@ -152,13 +146,7 @@ fn create_repository_then_bootstrap_into_it() {
             "3m",
         ])
         .env("GIT_PASSWORD", env.git.pat()));
-    assert_eq!(
-        out.0,
-        0,
-        "bootstrap failed (logs under {}):\n{}",
-        cluster.dir().display(),
-        out.2
-    );
+    assert_bootstrapped(&out, &cluster);
     let created = env
         .git
         .repo(&existing.org, &existing.project, &name)
@@ -254,13 +242,7 @@ fn rotate_replaces_the_pat_and_flux_keeps_working() {
         .args(base)
         .args(["--path", "clusters/rotate"])
         .env("GIT_PASSWORD", &old));
-    assert_eq!(
-        out.0,
-        0,
-        "bootstrap failed (logs under {}):\n{}",
-        cluster.dir().display(),
-        out.2
-    );
+    assert_bootstrapped(&out, &cluster);
     assert_eq!(
         secret_value(&cluster, &ns, "password").as_deref(),
         Some(old.as_str())
@@ -364,13 +346,7 @@ fn check_reports_a_healthy_install_and_pre_refuses_a_non_admin() {
             "3m",
         ])
         .env("GIT_PASSWORD", env.git.pat()));
-    assert_eq!(
-        out.0,
-        0,
-        "bootstrap failed (logs under {}):\n{}",
-        cluster.dir().display(),
-        out.2
-    );
+    assert_bootstrapped(&out, &cluster);
     let version = run(env.plugin_on(&cluster).args(["version"]));
     assert_eq!(version.0, 0, "{}", version.2);
     assert!(
@@ -452,13 +428,7 @@ fn uninstall_removes_flux_and_leaves_bystanders() {
             "3m",
         ])
         .env("GIT_PASSWORD", env.git.pat()));
-    assert_eq!(
-        out.0,
-        0,
-        "bootstrap failed (logs under {}):\n{}",
-        private.dir().display(),
-        out.2
-    );
+    assert_bootstrapped(&out, &private);
     let kubectl = |args: &[&str]| private.kubectl().args(args).output().expect("kubectl runs");
     assert!(
         kubectl(&["create", "namespace", "bystander"])

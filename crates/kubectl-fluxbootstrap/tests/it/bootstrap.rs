@@ -7,7 +7,8 @@ use std::process::Stdio;
 use fluxbootstrap_test::ControlPlane;
 
 use crate::context::{
-    assert_flux_synced, commit_subjects, env, real_flux_cluster, run, show, temp_dir, tree,
+    assert_bootstrapped, assert_flux_synced, commit_subjects, env, real_flux_cluster, run, show,
+    temp_dir, tree,
 };
 
 const COMPONENTS: &str = "Add Flux v2.9.4 component manifests";
@@ -65,13 +66,7 @@ fn token_auth_with_git_password_then_rerun_is_a_no_op() {
     ];
 
     let first = run(env.plugin().args(args).env("GIT_PASSWORD", env.git.pat()));
-    assert_eq!(
-        first.0,
-        0,
-        "bootstrap failed (logs under {}):\n{}",
-        private.dir().display(),
-        first.2
-    );
+    assert_bootstrapped(&first, &private);
     assert!(
         !first.1.contains(env.git.pat()) && !first.2.contains(env.git.pat()),
         "the PAT was printed"
@@ -282,13 +277,7 @@ fn ssh_only_with_a_private_key_file_and_passphrase() {
         .args(["--silent", "--path", "clusters/ssh-only", "-n", &ns])
         .args(["--timeout", "3m"])
         .env("GIT_PASSWORD", "correct horse"));
-    assert_eq!(
-        out.0,
-        0,
-        "bootstrap failed (logs under {}):\n{}",
-        cluster.dir().display(),
-        out.2
-    );
+    assert_bootstrapped(&out, &cluster);
     assert!(
         !out.2.contains("correct horse"),
         "the passphrase was printed"
@@ -395,13 +384,7 @@ fn context_flag_picks_the_second_cluster_and_leaves_the_current_context_alone() 
             "3m",
         ])
         .env("GIT_PASSWORD", env.git.pat()));
-    assert_eq!(
-        out.0,
-        0,
-        "bootstrap failed (logs under {}):\n{}",
-        cluster.dir().display(),
-        out.2
-    );
+    assert_bootstrapped(&out, &cluster);
     assert_eq!(
         secret_keys(&cluster, &ns, second),
         ["ca.crt", "password", "username"]

@@ -474,3 +474,15 @@ macro_rules! assert_transcript {
         settings.bind(|| insta::assert_snapshot!($crate::context::transcript(&$run), @$snapshot));
     }};
 }
+
+/// Panics, with the plugin's stderr and where the cluster's logs are, unless the run `out`
+/// (from [`run`]) exited with 0.
+pub(crate) fn assert_bootstrapped(out: &(i32, String, String), cluster: &ControlPlane) {
+    assert_eq!(
+        out.0,
+        0,
+        "bootstrap failed (logs under {}):\n{}",
+        cluster.dir().display(),
+        out.2
+    );
+}

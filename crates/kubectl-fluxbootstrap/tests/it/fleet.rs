@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use fluxbootstrap_test::ControlPlane;
 
 use crate::context::{
-    assert_flux_synced, commit_subjects, env, real_flux_cluster, run, temp_dir, tree,
+    assert_bootstrapped, assert_flux_synced, commit_subjects, env, real_flux_cluster, run,
+    temp_dir, tree,
 };
 
 const COMPONENTS: &str = "Add Flux v2.9.4 component manifests";
@@ -320,13 +321,7 @@ fn context_selector_with_single_commit() {
             "3m",
         ])
         .env("GIT_PASSWORD", env.git.pat()));
-    assert_eq!(
-        out.0,
-        0,
-        "bootstrap failed (logs under {}):\n{}",
-        cluster.dir().display(),
-        out.2
-    );
+    assert_bootstrapped(&out, &cluster);
     assert_eq!(
         commit_subjects(&repo, "main"),
         ["Add Flux v2.9.4 component and sync manifests"]

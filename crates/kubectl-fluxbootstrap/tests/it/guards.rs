@@ -5,7 +5,9 @@
 use std::io::Write;
 use std::process::Stdio;
 
-use crate::context::{assert_flux_synced, commit_subjects, env, real_flux_cluster, run, temp_dir};
+use crate::context::{
+    assert_bootstrapped, assert_flux_synced, commit_subjects, env, real_flux_cluster, run, temp_dir,
+};
 
 #[test]
 fn an_existing_kustomization_with_another_path_is_not_overwritten() {
@@ -32,13 +34,7 @@ fn an_existing_kustomization_with_another_path_is_not_overwritten() {
         .args(base)
         .args(["--path", "clusters/one"])
         .env("GIT_PASSWORD", env.git.pat()));
-    assert_eq!(
-        out.0,
-        0,
-        "bootstrap failed (logs under {}):\n{}",
-        cluster.dir().display(),
-        out.2
-    );
+    assert_bootstrapped(&out, &cluster);
     let out = run(env
         .plugin_on(&cluster)
         .args(base)
@@ -189,13 +185,7 @@ fn kubeconfig_with_two_files_uses_the_first_current_context() {
         ])
         .env("KUBECONFIG", kubeconfig)
         .env("GIT_PASSWORD", env.git.pat()));
-    assert_eq!(
-        out.0,
-        0,
-        "bootstrap failed (logs under {}):\n{}",
-        cluster.dir().display(),
-        out.2
-    );
+    assert_bootstrapped(&out, &cluster);
     assert!(
         out.2.contains(&format!(
             "checking cluster \"{}\"",
@@ -408,13 +398,7 @@ fn a_missing_branch_is_named_with_the_default_branch() {
             "3m",
         ])
         .env("GIT_PASSWORD", env.git.pat()));
-    assert_eq!(
-        out.0,
-        0,
-        "bootstrap failed (logs under {}):\n{}",
-        cluster.dir().display(),
-        out.2
-    );
+    assert_bootstrapped(&out, &cluster);
     assert_eq!(
         commit_subjects(&repo, "dev").len(),
         3,
@@ -603,13 +587,7 @@ exit 0
             "3m",
         ])
         .env("GIT_PASSWORD", env.git.pat()));
-    assert_eq!(
-        out.0,
-        0,
-        "bootstrap failed (logs under {}):\n{}",
-        cluster.dir().display(),
-        out.2
-    );
+    assert_bootstrapped(&out, &cluster);
     let subjects = commit_subjects(&repo, "main");
     assert_eq!(
         subjects[..3],

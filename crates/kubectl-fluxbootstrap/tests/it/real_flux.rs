@@ -13,7 +13,7 @@ use fluxbootstrap_test::{ControlPlane, Repo};
 
 // Re-exported for `flux_peer`, which calls it as `crate::real_flux::real_flux_cluster`.
 pub(crate) use crate::context::real_flux_cluster;
-use crate::context::{commit_subjects, env, run, temp_dir};
+use crate::context::{assert_bootstrapped, commit_subjects, env, run, temp_dir};
 
 /// How long the `GitOps` loop may take to apply a pushed change: the `GitRepository` interval
 /// is 1 m, so the tests ask for a reconcile with the annotation instead of waiting it out.
@@ -368,13 +368,7 @@ fn a_users_kustomization_patch_reaches_the_running_controller() {
         "clusters/dev",
     ];
     let first = run(env.plugin().args(args).env("GIT_PASSWORD", env.git.pat()));
-    assert_eq!(
-        first.0,
-        0,
-        "bootstrap failed (logs under {}):\n{}",
-        cluster.dir().display(),
-        first.2
-    );
+    assert_bootstrapped(&first, &cluster);
     assert_eq!(
         crate::context::show(&repo, "main", "clusters/dev/flux-system/kustomization.yaml"),
         kustomization,
