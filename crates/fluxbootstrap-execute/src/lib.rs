@@ -22,7 +22,7 @@ mod run;
 mod secrets;
 
 pub use error::ExecuteError;
-pub use progress::{Line, Lines, NoProgress, Progress, Spinner, change_word, retry_line};
+pub use progress::{Line, Lines, Progress, Spinner, change_word, retry_line};
 pub use report::{Counts, Outcome, Report, Row};
 pub use repository::{RepositoryAccess, RepositoryCreation};
 pub use run::{Connected, Execution, PlannedTarget, run};

@@ -47,24 +47,6 @@ pub trait Progress: Send + Sync {
     fn cluster_failed(&self, cluster: &str, error: &dyn fmt::Display);
 }
 
-/// A sink that drops everything (tests, and callers that only want the report).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NoProgress;
-
-impl Progress for NoProgress {
-    fn line(&self, _: Line, _: Option<&str>, _: fmt::Arguments<'_>) {}
-
-    fn diff(&self, _: &str) -> std::io::Result<()> {
-        Ok(())
-    }
-
-    fn spinner(&self, _: Option<&str>, _: &str) -> Spinner {
-        Box::new(())
-    }
-
-    fn cluster_failed(&self, _: &str, _: &dyn fmt::Display) {}
-}
-
 /// The word a change is reported with.
 #[must_use]
 pub fn change_word(change: Change) -> &'static str {

@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 use fluxbootstrap_cluster::{Cluster, KubeOptions, PreflightReport, PreflightRequest};
 use fluxbootstrap_plan::{ChangeInputs, Folder, GitMode, ModeFlags};
 
-use fluxbootstrap_execute::{Connected, Execution, PlannedTarget, Row};
+use fluxbootstrap_execute::{Connected, Execution, Line, PlannedTarget, Progress, Row};
 
 use super::targets::{self, Target};
 use crate::bundle::BundleFiles;
@@ -24,6 +24,7 @@ use crate::credentials;
 use crate::error::{Hinted, Internal};
 use crate::inputs;
 use crate::printer::Printer;
+use crate::reporters::PrinterProgress;
 use crate::source_secret;
 
 /// Everything a run will do, decided: the executor's [`Execution`] (the plan crate's
@@ -51,15 +52,6 @@ impl Plan {
     }
 }
 
-/// `"<context>: "` in a fleet, nothing for one cluster.
-pub(crate) fn prefix(fleet: bool, name: &str) -> String {
-    if fleet {
-        format!("{name}: ")
-    } else {
-        String::new()
-    }
-}
-
 /// Builds the plan for `azdo`: inputs first (nothing is contacted until every flag is known
 /// to be usable), then the credentials, then every cluster's preflight, then its Secret.
 /// The report holds what building found so far: the targets skipped, the phases' timings.
@@ -71,6 +63,7 @@ pub(crate) async fn build(
     let started = Instant::now();
     let namespace = global.namespace.as_str();
     let fleet = targets::fleet_wanted(args, global);
+    let lines = PrinterProgress { printer, fleet };
 
     let repo = inputs::resolve_repo_url(&args.repo)?;
     let mode = GitMode::from_flags(ModeFlags {
@@ -148,9 +141,7 @@ pub(crate) async fn build(
                 handle: Connected { cluster, spent },
             }),
             Err(err) => {
-                if fleet {
-                    printer.failure(format_args!("{name}: {err:#}"));
-                }
+                lines.cluster_failed(&name, &err);
                 let row = Row::skipped(index, name, target.paths.sync_path(), spent, err);
                 report.rows.push(row);
             }
@@ -187,9 +178,7 @@ pub(crate) async fn build(
             // A refused prompt or a Ctrl-C ends the whole run, before the first commit.
             Err(err) if is_abort(&err) => return Err(err),
             Err(err) => {
-                if fleet {
-                    printer.failure(format_args!("{}: {err:#}", target.name));
-                }
+                lines.cluster_failed(&target.name, &err);
                 let row = Row::skipped(
                     target.index,
                     target.name,
@@ -290,6 +279,7 @@ async fn preflight_all(
     fleet: bool,
     printer: Printer,
 ) -> Vec<(PreflightResult, Duration)> {
+    let lines = PrinterProgress { printer, fleet };
     let mut tasks = tokio::task::JoinSet::new();
     for (index, target) in targets.iter().enumerate() {
         let options = KubeOptions {
@@ -326,21 +316,26 @@ async fn preflight_all(
                 .into())
             });
             if let Ok((cluster, report)) = &result {
-                let prefix = prefix(fleet, cluster.context());
-                printer.success(format_args!(
-                    "{prefix}Kubernetes {} and cluster-admin rights",
-                    report.server_version
-                ));
+                let context = Some(cluster.context());
+                lines.line(
+                    Line::Success,
+                    context,
+                    format_args!("Kubernetes {} and cluster-admin rights", report.server_version),
+                );
                 if let Some(existing) = &report.existing
                     && let Some(tool) = existing
                         .managed_by
                         .as_deref()
                         .filter(|t| !t.is_empty() && *t != "flux")
                 {
-                    printer.warning(format_args!(
-                        "{prefix}Flux {} was installed on this cluster with {tool}; continuing because of `--force`",
-                        existing.version.as_deref().unwrap_or("(unknown version)")
-                    ));
+                    lines.line(
+                        Line::Warning,
+                        context,
+                        format_args!(
+                            "Flux {} was installed on this cluster with {tool}; continuing because of `--force`",
+                            existing.version.as_deref().unwrap_or("(unknown version)")
+                        ),
+                    );
                 }
             }
             (index, result, started.elapsed())
